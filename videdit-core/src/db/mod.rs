@@ -1,0 +1,80 @@
+//! PostgreSQL: migrations and the tenant-scoped repository.
+//!
+//! The core tables live in the `videdit` schema and the migration
+//! bookkeeping in `videdit._sqlx_migrations`, apart from the queue crate's
+//! (`videdit_queue`) and from an embedding application's own
+//! (`public._sqlx_migrations`), so the three sets never see each other's
+//! versions and can run in any order.
+//!
+//! Every repository function takes the organisation as its first argument
+//! and filters by it; child rows reference their parent through
+//! `(org_id, id)`, so the database itself refuses a row that points into
+//! another organisation.
+
+mod orgs;
+mod shorts;
+mod transcripts;
+mod uploads;
+mod videos;
+
+use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
+use std::time::Duration;
+
+pub use orgs::{Membership, Role, find_membership, personal_org, upsert_membership, upsert_org, upsert_user};
+pub use shorts::{NewShort, get_short, list_shorts, replace_shorts, set_short_outputs, set_short_status};
+pub use transcripts::{get_transcript, has_transcript, put_transcript};
+pub use uploads::{NewUpload, Upload, UploadState, expired_uploads, finish_upload, get_upload, insert_upload};
+pub use videos::{
+    AssetKind, NewVideo, Page, VideoSummary, delete_video, get_video, insert_video, list_videos, lock_video, put_asset,
+    rename_video, set_video_status,
+};
+
+use crate::error::Result;
+
+/// The schema of the core tables.
+pub const SCHEMA: &str = "videdit";
+
+/// Lock key for migrations ("videdit" in ASCII), distinct from the queue's.
+const MIGRATION_LOCK: i64 = 0x7669_6465_6469_7400;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects a pool with sane timeouts.
+///
+/// # Errors
+/// When the database cannot be reached within 10 s.
+pub async fn connect(url: &crate::config::DatabaseUrl, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url.expose())
+        .await?)
+}
+
+/// Applies the core migrations; a no-op when they are applied already.
+///
+/// Runs on one dedicated connection whose `search_path` points at the
+/// `videdit` schema, so sqlx's bookkeeping table is `videdit._sqlx_migrations`.
+/// The connection is closed afterwards rather than returned to the pool with
+/// a changed `search_path`.
+///
+/// # Errors
+/// Database failures, or a migration that was changed after it was applied.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?.detach();
+    let result = async {
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
+        let run = async {
+            sqlx::query("CREATE SCHEMA IF NOT EXISTS videdit").execute(&mut conn).await?;
+            sqlx::query("SET search_path TO videdit").execute(&mut conn).await?;
+            MIGRATOR.run_direct(&mut conn).await?;
+            Ok::<_, crate::Error>(())
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
+        run
+    }
+    .await;
+    let _ = conn.close().await;
+    result
+}

@@ -1,0 +1,320 @@
+//! Videos and their media assets.
+
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::error_code::ErrorCode;
+use crate::id::{OrgId, UserId, VideoId};
+use crate::storage::ObjectKey;
+use crate::video::{Video, VideoStatus};
+
+/// A video to create.
+#[derive(Debug, Clone)]
+pub struct NewVideo {
+    /// Its id (minted by the caller, so the storage key can be built first).
+    pub id: VideoId,
+    /// Display title.
+    pub title: String,
+    /// Initial status (usually [`VideoStatus::Uploading`]).
+    pub status: VideoStatus,
+    /// Where the source is (or will be) stored.
+    pub source_key: Option<ObjectKey>,
+    /// Declared content type.
+    pub content_type: Option<String>,
+    /// Declared size.
+    pub size_bytes: Option<i64>,
+    /// Who created it.
+    pub created_by: Option<UserId>,
+}
+
+/// A video in a list, with counts the UI shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoSummary {
+    /// The video.
+    pub video: Video,
+    /// How many shorts it has.
+    pub shorts_count: i64,
+    /// Whether a transcript exists.
+    pub has_transcription: bool,
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Pass as `before` to get the next page; `None` on the last page.
+    pub next_cursor: Option<VideoId>,
+}
+
+/// Kinds of stored files that belong to a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetKind {
+    /// The uploaded source.
+    Source,
+    /// Extracted audio.
+    Audio,
+    /// Transcript JSON.
+    Transcript,
+    /// A thumbnail of the whole video.
+    Thumbnail,
+}
+
+impl AssetKind {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Audio => "audio",
+            Self::Transcript => "transcript",
+            Self::Thumbnail => "thumbnail",
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct VideoRow {
+    id: uuid::Uuid,
+    org_id: uuid::Uuid,
+    title: String,
+    state: String,
+    stage: Option<String>,
+    failure_reason: Option<String>,
+    duration_seconds: Option<f64>,
+    size_bytes: Option<i64>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl VideoRow {
+    fn into_video(self) -> Result<Video> {
+        let status = VideoStatus::from_parts(&self.state, self.stage.as_deref(), self.failure_reason.as_deref())
+            .ok_or_else(|| Error::InvalidState(format!("video {} has an unknown state {:?}", self.id, self.state)))?;
+        Ok(Video {
+            id: VideoId::from_uuid(self.id),
+            org_id: OrgId::from_uuid(self.org_id),
+            title: self.title,
+            status,
+            duration_seconds: self.duration_seconds,
+            size_bytes: self.size_bytes,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const VIDEO_COLUMNS: &str = "v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.created_at, v.updated_at";
+
+fn video_not_found(id: VideoId) -> Error {
+    Error::not_found(ErrorCode::VideoNotFound, format!("video {id}"))
+}
+
+fn check_title(title: &str) -> Result<&str> {
+    let t = title.trim();
+    if t.is_empty() || t.chars().count() > 300 {
+        return Err(Error::InvalidRequest("a title must have 1 to 300 characters".into()));
+    }
+    Ok(t)
+}
+
+/// Creates a video in the organisation.
+///
+/// # Errors
+/// A bad title, or database failures.
+pub async fn insert_video(db: impl PgExecutor<'_>, org: OrgId, new: &NewVideo) -> Result<Video> {
+    let title = check_title(&new.title)?;
+    let row: VideoRow = sqlx::query_as(
+        "INSERT INTO videdit.videos AS v (id, org_id, title, state, stage, failure_reason, source_key, content_type, size_bytes, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         RETURNING v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.created_at, v.updated_at",
+    )
+    .bind(new.id)
+    .bind(org)
+    .bind(title)
+    .bind(new.status.state())
+    .bind(new.status.stage().map(|s| s.as_str()))
+    .bind(new.status.failure_reason())
+    .bind(new.source_key.as_ref().map(ObjectKey::as_str))
+    .bind(new.content_type.as_deref())
+    .bind(new.size_bytes)
+    .bind(new.created_by)
+    .fetch_one(db)
+    .await?;
+    row.into_video()
+}
+
+/// One video of the organisation.
+///
+/// # Errors
+/// `video_not_found` when it does not exist in this organisation.
+pub async fn get_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<Video> {
+    let row: Option<VideoRow> =
+        sqlx::query_as(&format!("SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2"))
+            .bind(org)
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    row.ok_or_else(|| video_not_found(id))?.into_video()
+}
+
+/// Locks the video row until the transaction ends (state-machine fan-in).
+///
+/// # Errors
+/// `video_not_found` when it does not exist in this organisation.
+pub async fn lock_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<Video> {
+    let row: Option<VideoRow> = sqlx::query_as(&format!(
+        "SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2 FOR UPDATE"
+    ))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.ok_or_else(|| video_not_found(id))?.into_video()
+}
+
+/// The organisation's videos, newest first, `limit` (1..=100) per page,
+/// starting after the cursor `before`.
+///
+/// # Errors
+/// Database failures.
+pub async fn list_videos(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    before: Option<VideoId>,
+    limit: u32,
+) -> Result<Page<VideoSummary>> {
+    let limit = limit.clamp(1, 100);
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        video: VideoRow,
+        shorts_count: i64,
+        has_transcription: bool,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {VIDEO_COLUMNS},
+                (SELECT count(*) FROM videdit.shorts s WHERE s.org_id = v.org_id AND s.video_id = v.id) AS shorts_count,
+                EXISTS (SELECT 1 FROM videdit.transcripts t WHERE t.video_id = v.id) AS has_transcription
+         FROM videdit.videos v
+         WHERE v.org_id = $1 AND ($2::uuid IS NULL OR v.id < $2)
+         ORDER BY v.id DESC
+         LIMIT $3"
+    ))
+    .bind(org)
+    .bind(before)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db)
+    .await?;
+    let has_more = rows.len() > limit as usize;
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| {
+            Ok(VideoSummary {
+                video: r.video.into_video()?,
+                shorts_count: r.shorts_count,
+                has_transcription: r.has_transcription,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let next_cursor = if has_more { items.last().map(|s| s.video.id) } else { None };
+    Ok(Page { items, next_cursor })
+}
+
+/// Renames a video.
+///
+/// # Errors
+/// A bad title, or `video_not_found`.
+pub async fn rename_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId, title: &str) -> Result<Video> {
+    let title = check_title(title)?;
+    let row: Option<VideoRow> = sqlx::query_as(&format!(
+        "UPDATE videdit.videos v SET title = $3, updated_at = now() WHERE v.org_id = $1 AND v.id = $2
+         RETURNING {VIDEO_COLUMNS}"
+    ))
+    .bind(org)
+    .bind(id)
+    .bind(title)
+    .fetch_optional(db)
+    .await?;
+    row.ok_or_else(|| video_not_found(id))?.into_video()
+}
+
+/// Sets a video's status (and, when known, its duration and size).
+///
+/// # Errors
+/// `video_not_found`.
+pub async fn set_video_status(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    id: VideoId,
+    status: &VideoStatus,
+    duration_seconds: Option<f64>,
+    size_bytes: Option<i64>,
+) -> Result<Video> {
+    let row: Option<VideoRow> = sqlx::query_as(&format!(
+        "UPDATE videdit.videos v
+         SET state = $3, stage = $4, failure_reason = $5,
+             duration_seconds = COALESCE($6, duration_seconds), size_bytes = COALESCE($7, size_bytes),
+             updated_at = now()
+         WHERE v.org_id = $1 AND v.id = $2
+         RETURNING {VIDEO_COLUMNS}"
+    ))
+    .bind(org)
+    .bind(id)
+    .bind(status.state())
+    .bind(status.stage().map(|s| s.as_str()))
+    .bind(status.failure_reason())
+    .bind(duration_seconds)
+    .bind(size_bytes)
+    .fetch_optional(db)
+    .await?;
+    row.ok_or_else(|| video_not_found(id))?.into_video()
+}
+
+/// Deletes a video's rows (its shorts, transcript, uploads and assets go
+/// with it). Objects in storage are deleted by the caller's delete job.
+///
+/// # Errors
+/// `video_not_found`.
+pub async fn delete_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<()> {
+    let done =
+        sqlx::query("DELETE FROM videdit.videos WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(db).await?;
+    if done.rows_affected() == 0 {
+        return Err(video_not_found(id));
+    }
+    Ok(())
+}
+
+/// Records a stored file of a video (one per kind; replaced on re-run).
+///
+/// # Errors
+/// `video_not_found` when the video is not in this organisation.
+pub async fn put_asset(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    video: VideoId,
+    kind: AssetKind,
+    key: &ObjectKey,
+    content_type: Option<&str>,
+    size_bytes: Option<i64>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO videdit.media_assets (org_id, video_id, kind, key, content_type, size_bytes)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM videdit.videos WHERE org_id = $1 AND id = $2)
+         ON CONFLICT (video_id, kind) DO UPDATE SET key = EXCLUDED.key, content_type = EXCLUDED.content_type,
+             size_bytes = EXCLUDED.size_bytes, created_at = now()
+         WHERE videdit.media_assets.org_id = EXCLUDED.org_id",
+    )
+    .bind(org)
+    .bind(video)
+    .bind(kind.as_str())
+    .bind(key.as_str())
+    .bind(content_type)
+    .bind(size_bytes)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(video_not_found(video));
+    }
+    Ok(())
+}

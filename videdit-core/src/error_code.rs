@@ -1,0 +1,157 @@
+//! The one table of stable error codes.
+//!
+//! Every error the API returns carries one of these codes; clients switch on
+//! the code, never on the message. A code's HTTP status and retryability are
+//! defined here and nowhere else. Codes are never renamed or reused: add new
+//! ones at the end of their group.
+
+use std::fmt;
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $status:literal, $retryable:literal), )*) => {
+        /// A stable, machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The wire form, for example `video_not_found`.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status the API answers with.
+            #[must_use]
+            pub const fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// Whether the same request may succeed if simply tried again later.
+            #[must_use]
+            pub const fn is_retryable(self) -> bool {
+                match self { $(ErrorCode::$variant => $retryable,)* }
+            }
+
+            /// Looks a code up by its wire form.
+            #[must_use]
+            pub fn from_code(code: &str) -> Option<Self> {
+                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // --- request ---
+    /// The request body or a parameter is malformed or out of range.
+    InvalidRequest => ("invalid_request", 400, false),
+    /// The uploaded object's content type differs from the one declared.
+    ContentTypeMismatch => ("content_type_mismatch", 400, false),
+    /// An idempotency key was reused with a different request body.
+    IdempotencyKeyReused => ("idempotency_key_reused", 422, false),
+    /// The resource is not in a state that allows the operation.
+    InvalidState => ("invalid_state", 409, false),
+    // --- auth ---
+    /// No credentials were sent.
+    Unauthenticated => ("unauthenticated", 401, false),
+    /// The token is malformed, badly signed, or has the wrong issuer/audience.
+    InvalidToken => ("invalid_token", 401, false),
+    /// The token has expired.
+    TokenExpired => ("token_expired", 401, false),
+    /// Authenticated, but the role does not allow the operation.
+    Forbidden => ("forbidden", 403, false),
+    /// A presigned URL whose signature does not match.
+    InvalidSignature => ("invalid_signature", 403, false),
+    /// A presigned URL past its expiry.
+    UrlExpired => ("url_expired", 403, false),
+    // --- not found (also what another organisation's ids get) ---
+    /// No such video in this organisation.
+    VideoNotFound => ("video_not_found", 404, false),
+    /// No such short in this organisation.
+    ShortNotFound => ("short_not_found", 404, false),
+    /// No such job in this organisation.
+    JobNotFound => ("job_not_found", 404, false),
+    /// No such upload in this organisation.
+    UploadNotFound => ("upload_not_found", 404, false),
+    /// No transcript exists (yet) for the video.
+    TranscriptNotFound => ("transcript_not_found", 404, false),
+    /// No object under that key in storage.
+    ObjectNotFound => ("object_not_found", 404, false),
+    /// No such route or resource.
+    NotFound => ("not_found", 404, false),
+    // --- media ---
+    /// The file is not a media file we can read.
+    InvalidMedia => ("invalid_media", 422, false),
+    /// The media has no audio stream to transcribe.
+    NoAudioStream => ("no_audio_stream", 422, false),
+    /// A codec we cannot decode.
+    UnsupportedCodec => ("unsupported_codec", 422, false),
+    /// The media is longer than the organisation's limit.
+    MediaTooLong => ("media_too_long", 422, false),
+    /// The upload is larger than the organisation's limit or its declared size.
+    UploadTooLarge => ("upload_too_large", 413, false),
+    // --- limits ---
+    /// The organisation's plan quota is used up.
+    QuotaExceeded => ("quota_exceeded", 402, false),
+    /// Too many requests; slow down.
+    RateLimited => ("rate_limited", 429, true),
+    // --- server side ---
+    /// The object store did not answer or failed.
+    StorageUnavailable => ("storage_unavailable", 503, true),
+    /// The database did not answer or failed.
+    DatabaseUnavailable => ("database_unavailable", 503, true),
+    /// An operation ran past its deadline.
+    Timeout => ("timeout", 504, true),
+    /// A bug or an unexpected failure; the request id in the log tells more.
+    Internal => ("internal", 500, false),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_round_trip() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+            assert_eq!(ErrorCode::from_code(s), Some(*code));
+            assert!((400..600).contains(&code.http_status()));
+        }
+        assert_eq!(ErrorCode::from_code("nope"), None);
+    }
+
+    #[test]
+    fn only_server_side_and_rate_limits_are_retryable() {
+        for code in ErrorCode::ALL {
+            if code.is_retryable() {
+                assert!(code.http_status() >= 500 || code.http_status() == 429, "{code}");
+            }
+        }
+        assert_eq!(ErrorCode::VideoNotFound.http_status(), 404);
+        assert_eq!(ErrorCode::IdempotencyKeyReused.http_status(), 422);
+        assert!(ErrorCode::StorageUnavailable.is_retryable());
+        assert!(!ErrorCode::InvalidMedia.is_retryable());
+    }
+}

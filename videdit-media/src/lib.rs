@@ -1,0 +1,1 @@
+//! Media processing for videdit (work in progress).

@@ -1,0 +1,1 @@
+//! A generic PostgreSQL job queue (work in progress).

@@ -1,0 +1,5 @@
+//! The `videdit` binary.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("videdit: no commands yet")
+}
