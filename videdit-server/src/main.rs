@@ -1,5 +1,102 @@
 //! The `videdit` binary.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("videdit: no commands yet")
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use videdit_core::config::{Command as ConfigCommand, Config};
+use videdit_server::app::{self, AppState};
+use videdit_server::auth::{Authenticator, Jwks};
+use videdit_server::rate_limit::RateLimiter;
+use videdit_server::settings::{AuthSettings, ServerSettings};
+
+/// Turn long videos into ranked, captioned vertical shorts.
+#[derive(Parser)]
+#[command(name = "videdit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the REST API (configured by environment: DATABASE_URL, storage, CLERK_*, BIND_ADDR).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Write the OpenAPI spec.
+    Openapi {
+        /// Output file.
+        #[arg(long, default_value = "openapi/videdit.json")]
+        out: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("videdit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Openapi { out } => {
+            let spec = videdit_server::openapi_spec();
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, spec)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = Config::from_env(ConfigCommand::Migrate)?;
+            videdit_server::telemetry::init(config.environment);
+            let pool = videdit_core::db::connect(config.database_url.as_ref().expect("validated"), 2).await?;
+            videdit_server::migrate_all(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let config = Config::from_env(ConfigCommand::Serve)?;
+            let settings = ServerSettings::from_env().map_err(videdit_core::config::ConfigErrors)?;
+            videdit_server::telemetry::init(config.environment);
+            let pool = videdit_core::db::connect(config.database_url.as_ref().expect("validated"), 20).await?;
+            videdit_server::migrate_all(&pool).await?;
+            let public = format!("http://{}", settings.bind);
+            let (storage, local) = app::open_storage(&config, &public).await?;
+            let auth = match settings.auth.clone() {
+                AuthSettings::Clerk(c) => Authenticator::Clerk(Box::new(Jwks::new(c))),
+                AuthSettings::InsecureDev => {
+                    tracing::warn!("AUTH_MODE=insecure-dev: every request is the development user");
+                    Authenticator::InsecureDev
+                }
+            };
+            let state = Arc::new(AppState {
+                pool,
+                storage,
+                local,
+                auth,
+                rate_limiter: RateLimiter::new(settings.limits.requests_per_second, settings.limits.request_burst),
+                limits: settings.limits.clone(),
+            });
+            let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
+            let listener = poem::listener::TcpListener::bind(settings.bind);
+            tracing::info!(bind = %settings.bind, "serving");
+            poem::Server::new(listener)
+                .run_with_graceful_shutdown(
+                    app::routes(state, &server_url),
+                    videdit_server::shutdown_signal(),
+                    Some(std::time::Duration::from_secs(30)),
+                )
+                .await?;
+            Ok(())
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! `(org_id, id)`, so the database itself refuses a row that points into
 //! another organisation.
 
+mod idempotency;
 mod orgs;
 mod shorts;
 mod transcripts;
@@ -20,6 +21,9 @@ mod videos;
 use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use std::time::Duration;
 
+pub use idempotency::{
+    IDEMPOTENCY_TTL_HOURS, IdempotencyClaim, claim_idempotency, finish_idempotency, release_idempotency,
+};
 pub use orgs::{Membership, Role, find_membership, personal_org, upsert_membership, upsert_org, upsert_user};
 pub use shorts::{NewShort, get_short, list_shorts, replace_shorts, set_short_outputs, set_short_status};
 pub use transcripts::{get_transcript, has_transcript, put_transcript};

@@ -1,0 +1,85 @@
+//! The REST API under `/api/v1`.
+
+pub mod error;
+mod idempotency;
+mod models;
+mod uploads;
+mod videos;
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::{SecurityScheme, Tags};
+use videdit_core::ErrorCode;
+
+use crate::app::AppState;
+use crate::auth::{AuthFailure, Principal};
+
+pub use error::{ApiError, ApiResult, ErrorBody};
+
+/// The API's operation groups.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Uploading source videos.
+    Uploads,
+    /// Videos and their transcripts.
+    Videos,
+    /// Shorts cut from videos.
+    Shorts,
+    /// Processing jobs.
+    Jobs,
+}
+
+/// All API operations.
+pub type Api = (uploads::UploadsApi, videos::VideosApi);
+
+/// Builds the API.
+#[must_use]
+pub fn api() -> Api {
+    (uploads::UploadsApi, videos::VideosApi)
+}
+
+/// A refusal raised by the security checker, rendered as `{code, message}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    code: ErrorCode,
+    message: String,
+}
+
+impl poem::error::ResponseError for Rejection {
+    fn status(&self) -> poem::http::StatusCode {
+        poem::http::StatusCode::from_u16(self.code.http_status()).unwrap_or(poem::http::StatusCode::UNAUTHORIZED)
+    }
+
+    fn as_response(&self) -> poem::Response {
+        error::error_response(self.code, &self.message)
+    }
+}
+
+/// A Clerk session token: `Authorization: Bearer <jwt>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "authenticate")]
+pub struct BearerAuth(pub Principal);
+
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let state = req.data::<Arc<AppState>>().expect("the app state is attached to every request");
+    let principal = match state.auth.authenticate(&state.pool, Some(&bearer.token)).await {
+        Ok(p) => p,
+        Err(AuthFailure::Auth(e)) => {
+            tracing::info!(error = %e, "authentication failed");
+            return Err(Rejection { code: e.code(), message: e.to_string() }.into());
+        }
+        Err(AuthFailure::Db(e)) => {
+            tracing::error!(error = %e, "recording the caller failed");
+            return Err(
+                Rejection { code: ErrorCode::DatabaseUnavailable, message: "database unavailable".into() }.into()
+            );
+        }
+    };
+    if !state.rate_limiter.allow(principal.user_id) {
+        return Err(Rejection { code: ErrorCode::RateLimited, message: "too many requests; slow down".into() }.into());
+    }
+    Ok(principal)
+}

@@ -1,0 +1,215 @@
+//! Videos, their transcripts and shorts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::OpenApi;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use videdit_core::db;
+use videdit_core::storage::{KeyPrefix, PresignGet};
+use videdit_core::{ErrorCode, Short, ShortId, Transcript, VideoId};
+
+use super::error::{ApiError, ApiResult};
+use super::models::{RenameVideo, ShortBody, VideoBody, VideoPage};
+use super::{ApiTags, BearerAuth};
+use crate::app::AppState;
+use crate::auth::Action;
+
+/// Download URLs live this long.
+const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(3600);
+
+pub struct VideosApi;
+
+fn video_id(raw: &str) -> ApiResult<VideoId> {
+    raw.parse().map_err(|_| ApiError::new(ErrorCode::VideoNotFound, format!("video {raw:?} not found")))
+}
+
+fn short_id(raw: &str) -> ApiResult<ShortId> {
+    raw.parse().map_err(|_| ApiError::new(ErrorCode::ShortNotFound, format!("short {raw:?} not found")))
+}
+
+async fn short_body(state: &AppState, s: &Short) -> ApiResult<ShortBody> {
+    let Some(out) = &s.outputs else { return Ok(ShortBody::new(s, None, None)) };
+    let name = format!("{:02}-{}.mp4", s.rank, slug(&s.title));
+    let video = state
+        .storage
+        .presign_get(&out.video, &PresignGet { expires_in: DOWNLOAD_URL_TTL, download_name: Some(name) })
+        .await?;
+    let thumb = state
+        .storage
+        .presign_get(&out.thumbnail, &PresignGet { expires_in: DOWNLOAD_URL_TTL, download_name: None })
+        .await?;
+    Ok(ShortBody::new(s, Some(video.url), Some(thumb.url)))
+}
+
+/// A file-name-safe version of a title.
+fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() { "short".into() } else { out.chars().take(60).collect() }
+}
+
+#[OpenApi(tag = "ApiTags::Videos")]
+impl VideosApi {
+    /// List videos
+    ///
+    /// The organization's videos, newest first, with their status, number of
+    /// shorts and whether they are transcribed. Paginate with `cursor`.
+    #[oai(path = "/videos", method = "get", operation_id = "listVideos")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        /// `nextCursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1..=100.
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u32>,
+    ) -> ApiResult<Json<VideoPage>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let before = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(c.parse::<VideoId>().map_err(|_| ApiError::invalid(format!("bad cursor {c:?}")))?),
+        };
+        let page = db::list_videos(&state.0.pool, p.org_id, before, limit.0).await?;
+        Ok(Json(VideoPage {
+            items: page.items.iter().map(VideoBody::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        }))
+    }
+
+    /// Get a video
+    ///
+    /// One video with its status and processing stage.
+    #[oai(path = "/videos/:id", method = "get", operation_id = "getVideo")]
+    async fn get(&self, auth: BearerAuth, state: Data<&Arc<AppState>>, id: Path<String>) -> ApiResult<Json<VideoBody>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let id = video_id(&id.0)?;
+        let v = db::get_video(&state.0.pool, p.org_id, id).await?;
+        let shorts = db::list_shorts(&state.0.pool, p.org_id, id).await?;
+        let has_t = db::has_transcript(&state.0.pool, p.org_id, id).await?;
+        Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))
+    }
+
+    /// Rename a video
+    ///
+    /// Changes the video's title.
+    #[oai(path = "/videos/:id", method = "patch", operation_id = "renameVideo")]
+    async fn rename(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<String>,
+        body: Json<RenameVideo>,
+    ) -> ApiResult<Json<VideoBody>> {
+        let p = auth.0;
+        p.require(Action::Rename)?;
+        let id = video_id(&id.0)?;
+        let v = db::rename_video(&state.0.pool, p.org_id, id, &body.0.title).await?;
+        let shorts = db::list_shorts(&state.0.pool, p.org_id, id).await?;
+        let has_t = db::has_transcript(&state.0.pool, p.org_id, id).await?;
+        Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))
+    }
+
+    /// Delete a video
+    ///
+    /// Deletes the video, its shorts and transcript, and every stored file
+    /// of it. Admins only.
+    #[oai(path = "/videos/:id", method = "delete", operation_id = "deleteVideo")]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> ApiResult<Json<serde_json::Value>> {
+        let p = auth.0;
+        let id = video_id(&id.0)?;
+        // Existence first, so another organisation's id is a 404, not a 403.
+        db::get_video(&state.0.pool, p.org_id, id).await?;
+        p.require(Action::Delete)?;
+        db::delete_video(&state.0.pool, p.org_id, id).await?;
+        let removed = state.0.storage.delete_prefix(&KeyPrefix::video(p.org_id, id)).await?;
+        Ok(Json(serde_json::json!({"deleted": true, "objectsRemoved": removed})))
+    }
+
+    /// Get a video's transcript
+    ///
+    /// The transcript with segments and word timings.
+    #[oai(path = "/videos/:id/transcript", method = "get", operation_id = "getTranscript")]
+    async fn transcript(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> ApiResult<Json<serde_json::Value>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let id = video_id(&id.0)?;
+        db::get_video(&state.0.pool, p.org_id, id).await?;
+        let t: Transcript = db::get_transcript(&state.0.pool, p.org_id, id).await?;
+        Ok(Json(serde_json::to_value(&t).expect("transcripts serialise")))
+    }
+
+    /// List a video's shorts
+    ///
+    /// Best first, with scores, reasons and, once rendered, presigned
+    /// download URLs of the MP4 and its thumbnail.
+    #[oai(path = "/videos/:id/shorts", method = "get", operation_id = "listShorts")]
+    async fn shorts(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> ApiResult<Json<Vec<ShortBody>>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let id = video_id(&id.0)?;
+        db::get_video(&state.0.pool, p.org_id, id).await?;
+        let mut out = Vec::new();
+        for s in db::list_shorts(&state.0.pool, p.org_id, id).await? {
+            out.push(short_body(&state, &s).await?);
+        }
+        Ok(Json(out))
+    }
+
+    /// Get a short
+    ///
+    /// One short with its scores, reason and download URLs.
+    #[oai(path = "/shorts/:id", method = "get", operation_id = "getShort", tag = "ApiTags::Shorts")]
+    async fn short(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> ApiResult<Json<ShortBody>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let s = db::get_short(&state.0.pool, p.org_id, short_id(&id.0)?).await?;
+        Ok(Json(short_body(&state, &s).await?))
+    }
+}
+
+fn default_limit() -> u32 {
+    20
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slugs() {
+        assert_eq!(super::slug("Why Compound Interest Wins!"), "why-compound-interest-wins");
+        assert_eq!(super::slug("  ??? "), "short");
+        assert_eq!(super::slug("Ünïcode & more"), "n-code-more");
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP application: state, middleware, routes.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::middleware::Tracing;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+use sqlx::PgPool;
+use videdit_core::ErrorCode;
+use videdit_core::storage::{LocalStorage, Storage};
+
+use crate::api::error::error_response;
+use crate::auth::Authenticator;
+use crate::rate_limit::RateLimiter;
+use crate::settings::Limits;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// Object storage.
+    pub storage: Arc<dyn Storage>,
+    /// The local backend, when storage is local (its signed URLs are served
+    /// by this server).
+    pub local: Option<LocalStorage>,
+    /// Authentication.
+    pub auth: Authenticator,
+    /// Limits.
+    pub limits: Limits,
+    /// Per-user request rate limit.
+    pub rate_limiter: RateLimiter,
+}
+
+/// The OpenAPI service (also used to write the spec).
+pub fn api_service(server_url: &str) -> OpenApiService<crate::api::Api, ()> {
+    OpenApiService::new(crate::api::api(), "videdit API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Turn long videos into ranked, captioned vertical shorts. Authenticate with a Clerk session token \
+             (`Authorization: Bearer <jwt>`). Errors are `{code, message}` with stable codes.",
+        )
+        .server(server_url)
+}
+
+/// The whole route tree.
+pub fn routes(state: Arc<AppState>, server_url: &str) -> impl Endpoint + use<> {
+    let api = api_service(&format!("{}/api/v1", server_url.trim_end_matches('/')));
+    Route::new()
+        .nest("/api/v1", api)
+        .at("/healthz", poem::get(crate::health::healthz))
+        .at("/readyz", poem::get(crate::health::readyz))
+        .nest("/storage", crate::storage_routes::routes(state.clone()))
+        .data(state)
+        .catch_all_error(render_error)
+        .around(request_id)
+        .with(Tracing)
+}
+
+/// Turns errors raised outside typed endpoints (routing, auth, parsing)
+/// into our `{code, message}` JSON.
+async fn render_error(err: poem::Error) -> Response {
+    // Typed endpoint errors and checker rejections already are `{code, message}` responses.
+    if err.is::<crate::api::Rejection>() || err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = match status {
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::UploadTooLarge,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        s if s.is_client_error() => ErrorCode::InvalidRequest,
+        _ => ErrorCode::Internal,
+    };
+    let message = match code {
+        ErrorCode::Unauthenticated => "no bearer token was sent".to_owned(),
+        ErrorCode::NotFound => "no such route".to_owned(),
+        ErrorCode::Internal => "internal error".to_owned(),
+        _ => err.to_string(),
+    };
+    error_response(code, &message)
+}
+
+/// Gives every request an id (`x-request-id`, kept if the client sent a
+/// sane one), puts it in the log span and echoes it in the response.
+async fn request_id<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let id = req
+        .header("x-request-id")
+        .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = match tracing::Instrument::instrument(next.call(req), span).await {
+        Ok(r) => r.into_response(),
+        Err(e) => render_error(e).await,
+    };
+    if let Ok(v) = id.parse() {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// Opens the configured storage. For local storage, signed URLs point at
+/// `PUBLIC_URL` (or `default_public_url`) and are served by this server.
+///
+/// # Errors
+/// When the storage directory or signing key cannot be set up.
+pub async fn open_storage(
+    config: &videdit_core::config::Config,
+    default_public_url: &str,
+) -> anyhow::Result<(Arc<dyn Storage>, Option<LocalStorage>)> {
+    use videdit_core::config::StorageConfig;
+    match config.storage.as_ref() {
+        Some(StorageConfig::S3(s3)) => Ok((Arc::new(videdit_core::storage::S3Storage::new(s3)), None)),
+        Some(StorageConfig::Local { dir }) => {
+            let key = match &config.signing_key {
+                Some(k) => k.expose().as_bytes().to_vec(),
+                None => LocalStorage::load_or_create_signing_key(dir).await?,
+            };
+            let base = match &config.public_url {
+                Some(u) => u.clone(),
+                None => default_public_url.parse()?,
+            };
+            let signer = videdit_core::storage::UrlSigner::new(key, base)?;
+            let local = LocalStorage::open(dir, Some(signer)).await?;
+            Ok((Arc::new(local.clone()), Some(local)))
+        }
+        None => anyhow::bail!("no storage is configured"),
+    }
+}

@@ -1,0 +1,136 @@
+//! Authentication failures give 401 with a code; claims map to orgs and roles.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::support::{Options, assert_error, claims, other_key, spawn_app, test_key, token, token_with};
+
+#[sqlx::test(migrations = false)]
+async fn health_needs_no_auth_and_the_api_does(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let r = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"database": true, "storage": true}));
+
+    assert_error(&app.call("GET", "/videos", None, None).await, 401, "unauthenticated");
+    assert_error(&app.call("GET", "/videos", Some("not-a-jwt"), None).await, 401, "invalid_token");
+    let r = app.client.get(app.url("/videos")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Unknown routes are JSON too.
+    assert_error(&app.call("GET", "/nope", Some(&token("user_a", None)), None).await, 404, "not_found");
+}
+
+#[sqlx::test(migrations = false)]
+async fn bad_tokens_are_refused_with_their_code(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    // Signed by another key under our kid: bad signature.
+    let forged = token_with(claims("user_a", None), "test-key-1", other_key());
+    assert_error(&app.call("GET", "/videos", Some(&forged), None).await, 401, "invalid_token");
+
+    // Expired beyond the leeway.
+    let mut c = claims("user_a", None);
+    c["exp"] = json!(now - 60);
+    let expired = token_with(c, "test-key-1", test_key());
+    assert_error(&app.call("GET", "/videos", Some(&expired), None).await, 401, "token_expired");
+
+    // Wrong issuer.
+    let mut c = claims("user_a", None);
+    c["iss"] = json!("https://evil.example.com");
+    assert_error(
+        &app.call("GET", "/videos", Some(&token_with(c, "test-key-1", test_key())), None).await,
+        401,
+        "invalid_token",
+    );
+
+    // Not yet valid.
+    let mut c = claims("user_a", None);
+    c["nbf"] = json!(now + 600);
+    assert_error(
+        &app.call("GET", "/videos", Some(&token_with(c, "test-key-1", test_key())), None).await,
+        401,
+        "invalid_token",
+    );
+
+    // Unknown kid: refused; the JWKS is re-fetched, but not on every request.
+    let unknown = token_with(claims("user_a", None), "no-such-key", test_key());
+    for _ in 0..5 {
+        assert_error(&app.call("GET", "/videos", Some(&unknown), None).await, 401, "invalid_token");
+    }
+    assert!(app.jwks_hits.load(Ordering::SeqCst) <= 2, "JWKS fetched {} times", app.jwks_hits.load(Ordering::SeqCst));
+
+    // A valid token works.
+    assert_eq!(app.call("GET", "/videos", Some(&token("user_a", None)), None).await.0, 200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_rotated_key_is_picked_up_on_an_unknown_kid(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    assert_eq!(app.call("GET", "/videos", Some(&token("user_a", None)), None).await.0, 200);
+    app.rotated.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await; // past the refresh interval
+    let new = token_with(claims("user_a", None), "test-key-2", other_key());
+    assert_eq!(app.call("GET", "/videos", Some(&new), None).await.0, 200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn both_org_claim_shapes_land_in_the_same_organisation(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let v1 = token("user_a", Some(("org_shared", "org:admin")));
+    let created = app
+        .call("POST", "/uploads", Some(&v1), Some(json!({"fileName": "a.mp4", "contentType": "video/mp4", "size": 10})))
+        .await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    let mut c = claims("user_b", None);
+    c["v"] = json!(2);
+    c["o"] = json!({"id": "org_shared", "rol": "member", "slg": "shared"});
+    let v2 = token_with(c, "test-key-1", test_key());
+    let listed = app.call("GET", "/videos", Some(&v2), None).await;
+    assert_eq!(listed.0, 200);
+    assert_eq!(listed.1["items"].as_array().unwrap().len(), 1, "a member sees the organisation's videos");
+    // A user without an organisation works in a personal workspace.
+    let solo = app.call("GET", "/videos", Some(&token("user_c", None)), None).await;
+    assert_eq!(solo.1["items"].as_array().unwrap().len(), 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn members_may_not_do_what_the_role_matrix_reserves_for_admins(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let admin = token("user_admin", Some(("org_team", "org:admin")));
+    let member = token("user_member", Some(("org_team", "org:member")));
+    let created = app
+        .call(
+            "POST",
+            "/uploads",
+            Some(&member),
+            Some(json!({"fileName": "a.mp4", "contentType": "video/mp4", "size": 10})),
+        )
+        .await;
+    assert_eq!(created.0, 201, "members may upload");
+    let video = created.1["videoId"].as_str().unwrap().to_owned();
+    let renamed = app.call("PATCH", &format!("/videos/{video}"), Some(&member), Some(json!({"title": "Mine"}))).await;
+    assert_eq!(renamed.0, 200, "members may rename");
+    assert_error(&app.call("DELETE", &format!("/videos/{video}"), Some(&member), None).await, 403, "forbidden");
+    let deleted = app.call("DELETE", &format!("/videos/{video}"), Some(&admin), None).await;
+    assert_eq!(deleted.0, 200, "{}", deleted.1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn requests_are_rate_limited_per_user(pool: PgPool) {
+    let mut options = Options::default();
+    options.limits.requests_per_second = 0.01;
+    options.limits.request_burst = 3.0;
+    let app = spawn_app(pool, options).await;
+    let t = token("user_busy", None);
+    for _ in 0..3 {
+        assert_eq!(app.call("GET", "/videos", Some(&t), None).await.0, 200);
+    }
+    assert_error(&app.call("GET", "/videos", Some(&t), None).await, 429, "rate_limited");
+    assert_eq!(app.call("GET", "/videos", Some(&token("user_calm", None)), None).await.0, 200);
+}

@@ -1,0 +1,8 @@
+//! API integration tests: the real server on a free port, real PostgreSQL,
+//! local storage or s3s-fs, and a local JWKS endpoint with real RS256 keys.
+
+mod auth;
+mod openapi;
+mod support;
+mod tenancy;
+mod uploads;

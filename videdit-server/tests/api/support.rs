@@ -1,0 +1,189 @@
+//! `spawn_app`: the server on a free port, with a JWKS server beside it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, Route, handler, web::Data};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use videdit_core::Secret;
+use videdit_core::config::S3Config;
+use videdit_core::storage::{LocalStorage, S3Storage, Storage, UrlSigner};
+use videdit_server::app::{self, AppState};
+use videdit_server::auth::{Authenticator, ClerkConfig, Jwks};
+use videdit_server::rate_limit::RateLimiter;
+use videdit_server::settings::Limits;
+
+pub const ISSUER: &str = "https://clerk.test.videdit.dev";
+const TEST_KEY: &[u8] = include_bytes!("fixtures/test-rsa.pem");
+const OTHER_KEY: &[u8] = include_bytes!("fixtures/other-rsa.pem");
+
+pub struct TestApp {
+    pub base: String,
+    pub _pool: PgPool,
+    pub client: reqwest::Client,
+    pub rotated: Arc<AtomicBool>,
+    pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+pub struct Options {
+    pub storage: StorageKind,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { storage: StorageKind::Local, limits: Limits { requests_per_second: 0.0, ..Limits::default() } }
+    }
+}
+
+#[handler]
+fn jwks(Data(state): Data<&(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>)>) -> poem::web::Json<Value> {
+    state.1.fetch_add(1, Ordering::SeqCst);
+    let raw = if state.0.load(Ordering::SeqCst) {
+        include_str!("fixtures/jwks-rotated.json")
+    } else {
+        include_str!("fixtures/jwks.json")
+    };
+    poem::web::Json(serde_json::from_str(raw).unwrap())
+}
+
+async fn serve(ep: impl poem::Endpoint + 'static) -> String {
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(ep));
+    format!("http://{addr}")
+}
+
+pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
+    videdit_server::migrate_all(&pool).await.unwrap();
+    let rotated = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let jwks_base =
+        serve(Route::new().at("/.well-known/jwks.json", poem::get(jwks)).data((rotated.clone(), hits.clone()))).await;
+
+    // The server must know its own URL for local signed URLs before it
+    // listens, so bind first, then build.
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    let base = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, local): (Arc<dyn Storage>, Option<LocalStorage>) = match options.storage {
+        StorageKind::Local => {
+            let signer = UrlSigner::new(vec![9u8; 32], base.parse().unwrap()).unwrap();
+            let local = LocalStorage::open(dir.path(), Some(signer)).await.unwrap();
+            (Arc::new(local.clone()), Some(local))
+        }
+        StorageKind::S3 => {
+            let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set: run scripts/test"));
+            let s3 = S3Storage::new(&S3Config {
+                endpoint: Some(var("VIDEDIT_TEST_S3_ENDPOINT")),
+                bucket: format!("api-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]),
+                access_key_id: var("VIDEDIT_TEST_S3_ACCESS_KEY"),
+                secret_access_key: Secret::new(var("VIDEDIT_TEST_S3_SECRET_KEY")),
+                region: "auto".into(),
+                force_path_style: true,
+            });
+            s3.ensure_bucket().await.unwrap();
+            (Arc::new(s3), None)
+        }
+    };
+    let auth = Authenticator::Clerk(Box::new(Jwks::new(ClerkConfig {
+        jwks_url: format!("{jwks_base}/.well-known/jwks.json"),
+        issuer: ISSUER.into(),
+        audience: None,
+        authorized_parties: vec![],
+        leeway: Duration::from_secs(5),
+        min_refresh_interval: Duration::from_millis(200),
+    })));
+    let state = Arc::new(AppState {
+        pool: pool.clone(),
+        storage,
+        local,
+        auth,
+        rate_limiter: RateLimiter::new(options.limits.requests_per_second, options.limits.request_burst),
+        limits: options.limits,
+    });
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
+    TestApp {
+        base,
+        _pool: pool,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        rotated,
+        jwks_hits: hits,
+        _dir: dir,
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A signed Clerk-style session token.
+pub fn token_with(claims: Value, kid: &str, key: &[u8]) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(key).unwrap()).unwrap()
+}
+
+/// Standard claims for a user acting in an organisation (v1 claim shape).
+pub fn claims(user: &str, org: Option<(&str, &str)>) -> Value {
+    let mut c = json!({"sub": user, "iss": ISSUER, "iat": now(), "nbf": now() - 5, "exp": now() + 600, "azp": "http://localhost:3000"});
+    if let Some((org, role)) = org {
+        c["org_id"] = json!(org);
+        c["org_role"] = json!(role);
+        c["org_slug"] = json!(org.trim_start_matches("org_"));
+    }
+    c
+}
+
+pub fn token(user: &str, org: Option<(&str, &str)>) -> String {
+    token_with(claims(user, org), "test-key-1", TEST_KEY)
+}
+
+pub fn other_key() -> &'static [u8] {
+    OTHER_KEY
+}
+
+pub fn test_key() -> &'static [u8] {
+    TEST_KEY
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// Sends a request; returns status and JSON body (Null when empty or not JSON).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// Asserts an error response's status and code.
+#[track_caller]
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", got.1);
+}
