@@ -30,6 +30,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Per-user request rate limit.
     pub rate_limiter: RateLimiter,
+    /// HTTP metrics.
+    pub http_metrics: crate::metrics::HttpMetrics,
+    /// Bearer token for `/metrics` (`METRICS_TOKEN`); `None`: loopback only.
+    pub metrics_token: Option<videdit_core::Secret<String>>,
 }
 
 /// The OpenAPI service (also used to write the spec).
@@ -44,15 +48,21 @@ pub fn api_service(server_url: &str) -> OpenApiService<crate::api::Api, ()> {
 
 /// The whole route tree.
 pub fn routes(state: Arc<AppState>, server_url: &str) -> impl Endpoint + use<> {
+    let state_for_metrics = state.clone();
     let api = api_service(&format!("{}/api/v1", server_url.trim_end_matches('/')));
     Route::new()
         .nest("/api/v1", api)
         .at("/healthz", poem::get(crate::health::healthz))
         .at("/readyz", poem::get(crate::health::readyz))
+        .at("/metrics", poem::get(crate::health::metrics))
         .nest("/storage", crate::storage_routes::routes(state.clone()))
         .data(state)
         .catch_all_error(render_error)
         .around(request_id)
+        .around(move |next, req| {
+            let state = state_for_metrics.clone();
+            async move { crate::metrics::track(next, req, &state.http_metrics).await }
+        })
         .with(Tracing)
 }
 

@@ -28,3 +28,34 @@ pub async fn readyz(Data(state): Data<&Arc<AppState>>) -> Response {
     let status = if db_ok && storage_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     poem::web::Json(body).with_status(status).into_response()
 }
+
+/// Prometheus metrics (text format): HTTP figures and queue figures.
+///
+/// Not public: with `METRICS_TOKEN` set, a scraper sends it as a bearer
+/// token; without it, only loopback peers are answered.
+#[handler]
+pub async fn metrics(req: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let allowed = match &state.metrics_token {
+        Some(token) => req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())),
+        None => match req.remote_addr().as_socket_addr() {
+            Some(addr) => addr.ip().is_loopback(),
+            None => false,
+        },
+    };
+    if !allowed {
+        return crate::api::error::error_response(
+            videdit_core::ErrorCode::Unauthenticated,
+            "metrics need METRICS_TOKEN",
+        );
+    }
+    let mut out = String::new();
+    state.http_metrics.render(&mut out);
+    Response::builder().content_type("text/plain; version=0.0.4").body(out)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod rate_limit;
 pub mod settings;
 pub mod storage_routes;

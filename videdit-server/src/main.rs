@@ -85,6 +85,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 auth,
                 rate_limiter: RateLimiter::new(settings.limits.requests_per_second, settings.limits.request_burst),
                 limits: settings.limits.clone(),
+                http_metrics: Default::default(),
+                metrics_token: std::env::var("METRICS_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .map(videdit_core::Secret::new),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             let listener = poem::listener::TcpListener::bind(settings.bind);

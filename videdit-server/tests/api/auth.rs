@@ -21,6 +21,12 @@ async fn health_needs_no_auth_and_the_api_does(pool: PgPool) {
     assert_error(&app.call("GET", "/videos", Some("not-a-jwt"), None).await, 401, "invalid_token");
     let r = app.client.get(app.url("/videos")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // Metrics answer loopback peers (the test client) in Prometheus text.
+    let m = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    let text = m.text().await.unwrap();
+    assert!(text.contains("videdit_http_requests_total{method=\"GET\",status=\"2xx\"}"), "{text}");
+    assert!(text.contains("videdit_http_requests_total{method=\"GET\",status=\"4xx\"}"), "{text}");
     // Unknown routes are JSON too.
     assert_error(&app.call("GET", "/nope", Some(&token("user_a", None)), None).await, 404, "not_found");
 }

@@ -113,6 +113,8 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         auth,
         rate_limiter: RateLimiter::new(options.limits.requests_per_second, options.limits.request_burst),
         limits: options.limits,
+        http_metrics: Default::default(),
+        metrics_token: None,
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
     TestApp {
