@@ -1,1 +1,1 @@
-//! Shared helpers for the benchmarks.
+//! Shared helpers for the benchmarks (each bench is a binary in `benches/`).

@@ -5,4 +5,5 @@ mod auth;
 mod openapi;
 mod support;
 mod tenancy;
+mod typescript_client;
 mod uploads;
