@@ -16,7 +16,7 @@ use serde_json::json;
 use sqlx::Connection;
 use videdit_core::storage::{LocalStorage, UrlSigner};
 use videdit_server::app::{self, AppState};
-use videdit_server::auth::{Authenticator, ClerkConfig, Jwks};
+use videdit_server::auth::{AuthMode, Authenticator, ClerkConfig, Jwks};
 use videdit_server::rate_limit::RateLimiter;
 use videdit_server::settings::Limits;
 
@@ -103,14 +103,14 @@ async fn main() {
         pool: pool.clone(),
         storage: Arc::new(local.clone()),
         local: Some(local),
-        auth: Authenticator::Clerk(Box::new(Jwks::new(ClerkConfig {
+        auth: Authenticator::new(AuthMode::Clerk(Box::new(Jwks::new(ClerkConfig {
             jwks_url: format!("{jwks_base}/jwks"),
             issuer: "https://bench".into(),
             audience: None,
             authorized_parties: vec![],
             leeway: Duration::from_secs(5),
             min_refresh_interval: Duration::from_secs(30),
-        }))),
+        })))),
         rate_limiter: RateLimiter::new(0.0, 1.0),
         limits: Limits { requests_per_second: 0.0, ..Limits::default() },
         http_metrics: Default::default(),

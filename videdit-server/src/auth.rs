@@ -329,7 +329,7 @@ impl Jwks {
 
 /// How requests are authenticated.
 #[derive(Debug)]
-pub enum Authenticator {
+pub enum AuthMode {
     /// Clerk session JWTs.
     Clerk(Box<Jwks>),
     /// Local development only: every request is this fixed user, admin of
@@ -337,7 +337,38 @@ pub enum Authenticator {
     InsecureDev,
 }
 
+/// Authenticates requests and remembers recently resolved callers, so a
+/// request does not write the user, organisation and membership rows every
+/// time. The cache key holds every claim that is written, so a changed role
+/// or organisation misses the cache and is written.
+#[derive(Debug)]
+pub struct Authenticator {
+    mode: AuthMode,
+    resolved: std::sync::Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+const RESOLVED_TTL: Duration = Duration::from_secs(300);
+const RESOLVED_MAX: usize = 50_000;
+
+fn cache_key(claims: &Claims) -> String {
+    let org = claims.organization();
+    format!(
+        "{}|{}|{:?}|{}|{}",
+        claims.sub,
+        org.as_ref().map_or("", |o| o.id.as_str()),
+        org.as_ref().map(|o| o.role),
+        org.as_ref().and_then(|o| o.slug.as_deref()).unwrap_or(""),
+        claims.email.as_deref().unwrap_or("")
+    )
+}
+
 impl Authenticator {
+    /// An authenticator in the given mode.
+    #[must_use]
+    pub fn new(mode: AuthMode) -> Self {
+        Self { mode, resolved: std::sync::Mutex::new(HashMap::new()) }
+    }
+
     /// Authenticates a bearer token and upserts the user, organisation and
     /// membership it names.
     ///
@@ -345,8 +376,8 @@ impl Authenticator {
     /// [`AuthError`] for a bad token; database failures as `KeysUnavailable`-
     /// style 503s are mapped by the caller.
     pub async fn authenticate(&self, pool: &PgPool, token: Option<&str>) -> Result<Principal, AuthFailure> {
-        let claims = match self {
-            Self::InsecureDev => Claims {
+        let claims = match &self.mode {
+            AuthMode::InsecureDev => Claims {
                 sub: "user_dev".into(),
                 email: Some("dev@localhost".into()),
                 azp: None,
@@ -356,12 +387,27 @@ impl Authenticator {
                 org_slug: None,
                 o: None,
             },
-            Self::Clerk(jwks) => {
+            AuthMode::Clerk(jwks) => {
                 let token = token.ok_or(AuthFailure::Auth(AuthError::Missing))?;
                 jwks.verify(token).await.map_err(AuthFailure::Auth)?
             }
         };
-        resolve(pool, &claims).await.map_err(AuthFailure::Db)
+        let key = cache_key(&claims);
+        if let Some((p, at)) = self.resolved.lock().expect("cache lock").get(&key)
+            && at.elapsed() < RESOLVED_TTL
+        {
+            return Ok(*p);
+        }
+        let principal = resolve(pool, &claims).await.map_err(AuthFailure::Db)?;
+        let mut cache = self.resolved.lock().expect("cache lock");
+        if cache.len() >= RESOLVED_MAX {
+            cache.retain(|_, (_, at)| at.elapsed() < RESOLVED_TTL);
+            if cache.len() >= RESOLVED_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (principal, Instant::now()));
+        Ok(principal)
     }
 }
 

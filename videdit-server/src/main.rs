@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use videdit_core::config::{Command as ConfigCommand, Config};
 use videdit_server::app::{self, AppState};
-use videdit_server::auth::{Authenticator, Jwks};
+use videdit_server::auth::{AuthMode, Authenticator, Jwks};
 use videdit_server::rate_limit::RateLimiter;
 use videdit_server::settings::{AuthSettings, ServerSettings};
 
@@ -72,10 +72,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let public = format!("http://{}", settings.bind);
             let (storage, local) = app::open_storage(&config, &public).await?;
             let auth = match settings.auth.clone() {
-                AuthSettings::Clerk(c) => Authenticator::Clerk(Box::new(Jwks::new(c))),
+                AuthSettings::Clerk(c) => Authenticator::new(AuthMode::Clerk(Box::new(Jwks::new(c)))),
                 AuthSettings::InsecureDev => {
                     tracing::warn!("AUTH_MODE=insecure-dev: every request is the development user");
-                    Authenticator::InsecureDev
+                    Authenticator::new(AuthMode::InsecureDev)
                 }
             };
             let state = Arc::new(AppState {

@@ -13,7 +13,7 @@ use videdit_core::Secret;
 use videdit_core::config::S3Config;
 use videdit_core::storage::{LocalStorage, S3Storage, Storage, UrlSigner};
 use videdit_server::app::{self, AppState};
-use videdit_server::auth::{Authenticator, ClerkConfig, Jwks};
+use videdit_server::auth::{AuthMode, Authenticator, ClerkConfig, Jwks};
 use videdit_server::rate_limit::RateLimiter;
 use videdit_server::settings::Limits;
 
@@ -98,14 +98,14 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
             (Arc::new(s3), None)
         }
     };
-    let auth = Authenticator::Clerk(Box::new(Jwks::new(ClerkConfig {
+    let auth = Authenticator::new(AuthMode::Clerk(Box::new(Jwks::new(ClerkConfig {
         jwks_url: format!("{jwks_base}/.well-known/jwks.json"),
         issuer: ISSUER.into(),
         audience: None,
         authorized_parties: vec![],
         leeway: Duration::from_secs(5),
         min_refresh_interval: Duration::from_millis(200),
-    })));
+    }))));
     let state = Arc::new(AppState {
         pool: pool.clone(),
         storage,
