@@ -54,7 +54,7 @@ async fn migrations_are_idempotent_and_in_their_own_schema(pool: PgPool) {
     setup(&pool).await;
     let n: i64 =
         sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(n, 2);
     let public: bool =
         sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL").fetch_one(&pool).await.unwrap();
     assert!(!public, "the queue does not touch the application's bookkeeping table");

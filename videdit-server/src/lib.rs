@@ -11,10 +11,12 @@ pub mod app;
 pub mod auth;
 pub mod health;
 pub mod metrics;
+pub mod pipeline_jobs;
 pub mod rate_limit;
 pub mod settings;
 pub mod storage_routes;
 pub mod telemetry;
+pub mod worker;
 
 /// The OpenAPI spec as pretty JSON (what `videdit openapi` writes).
 #[must_use]
@@ -28,8 +30,10 @@ pub fn openapi_spec() -> String {
 ///
 /// # Errors
 /// Database failures.
-pub async fn migrate_all(pool: &sqlx::PgPool) -> videdit_core::Result<()> {
-    videdit_core::db::migrate(pool).await
+pub async fn migrate_all(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    videdit_core::db::migrate(pool).await?;
+    videdit_queue::migrate(pool).await?;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

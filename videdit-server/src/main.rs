@@ -21,7 +21,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the REST API (configured by environment: DATABASE_URL, storage, CLERK_*, BIND_ADDR).
-    Serve,
+    Serve {
+        /// Also run a worker in this process (single-machine deployments).
+        #[arg(long)]
+        with_worker: bool,
+    },
+    /// Run a queue worker (JOB_CONCURRENCY jobs at once); health on HEALTH_ADDR (default 0.0.0.0:8081).
+    Worker,
     /// Apply the database migrations and exit.
     Migrate,
     /// Write the OpenAPI spec.
@@ -63,7 +69,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Serve => {
+        Command::Worker => {
+            let config = Config::from_env(ConfigCommand::Worker)?;
+            videdit_server::telemetry::init(config.environment);
+            let pool = videdit_core::db::connect(
+                config.database_url.as_ref().expect("validated"),
+                u32::from(config.job_concurrency) + 4,
+            )
+            .await?;
+            videdit_server::migrate_all(&pool).await?;
+            let (storage, _) = app::open_storage(&config, "http://127.0.0.1:8080").await?;
+            let health = std::env::var("HEALTH_ADDR").unwrap_or_else(|_| "0.0.0.0:8081".into());
+            run_worker(&config, pool, storage, Some(health)).await
+        }
+        Command::Serve { with_worker } => {
             let config = Config::from_env(ConfigCommand::Serve)?;
             let settings = ServerSettings::from_env().map_err(videdit_core::config::ConfigErrors)?;
             videdit_server::telemetry::init(config.environment);
@@ -92,6 +111,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(videdit_core::Secret::new),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
+            if with_worker {
+                let (config, pool, storage) = (config.clone(), state.pool.clone(), state.storage.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = run_worker(&config, pool, storage, None).await {
+                        tracing::error!(error = %e, "the embedded worker stopped");
+                    }
+                });
+            }
             let listener = poem::listener::TcpListener::bind(settings.bind);
             tracing::info!(bind = %settings.bind, "serving");
             poem::Server::new(listener)
@@ -104,4 +131,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs the worker until SIGTERM, then shuts it down gracefully.
+async fn run_worker(
+    config: &Config,
+    pool: sqlx::PgPool,
+    storage: Arc<dyn videdit_core::storage::Storage>,
+    health: Option<String>,
+) -> anyhow::Result<()> {
+    use videdit_server::worker;
+    let worker = worker::build(pool.clone(), worker::config(config), worker::Deps { storage })?;
+    let metrics = worker.metrics();
+    let mut conn = pool.acquire().await?;
+    worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;
+    drop(conn);
+    if let Some(addr) = health {
+        let route = poem::Route::new().at("/healthz", poem::get(poem::endpoint::make_sync(|_| "ok"))).at(
+            "/metrics",
+            poem::get(poem::endpoint::make_sync(move |_| {
+                let mut out = String::new();
+                metrics.render(&mut out);
+                out
+            })),
+        );
+        let listener = poem::listener::TcpListener::bind(addr.clone());
+        tracing::info!(%addr, "worker health endpoint");
+        tokio::spawn(async move { poem::Server::new(listener).run(route).await });
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        videdit_server::shutdown_signal().await;
+        signal.cancel();
+    });
+    tracing::info!(concurrency = config.job_concurrency, "worker running");
+    worker.run(stop, std::time::Duration::from_secs(60)).await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod error;
 mod idempotency;
+mod jobs;
 mod models;
 mod uploads;
 mod videos;
@@ -17,6 +18,7 @@ use crate::app::AppState;
 use crate::auth::{AuthFailure, Principal};
 
 pub use error::{ApiError, ApiResult, ErrorBody};
+pub use uploads::abort_objects as abort_upload_objects;
 
 /// The API's operation groups.
 #[derive(Tags)]
@@ -32,12 +34,12 @@ pub enum ApiTags {
 }
 
 /// All API operations.
-pub type Api = (uploads::UploadsApi, videos::VideosApi);
+pub type Api = (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi);
 
 /// Builds the API.
 #[must_use]
 pub fn api() -> Api {
-    (uploads::UploadsApi, videos::VideosApi)
+    (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi)
 }
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

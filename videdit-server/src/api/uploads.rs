@@ -10,7 +10,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 use time::OffsetDateTime;
 use videdit_core::db::{self, AssetKind, NewUpload, NewVideo, UploadState};
 use videdit_core::storage::{CompletedPart, MultipartUpload, ObjectKey, PresignPut};
-use videdit_core::{ErrorCode, UploadId, VideoId, VideoStatus};
+use videdit_core::{ErrorCode, JobKind, UploadId, VideoId, VideoStatus};
+
+use crate::pipeline_jobs::{VideoJob, enqueue_stage};
 
 use super::error::{ApiError, ApiResult};
 use super::idempotency::idempotent;
@@ -143,6 +145,9 @@ impl UploadsApi {
             Some(meta.size as i64),
         )
         .await?;
+        let job =
+            VideoJob { org_id: p.org_id, video_id: upload.video_id, short_id: None, options: serde_json::json!({}) };
+        enqueue_stage(&mut tx, JobKind::Ingest, &job).await.map_err(super::jobs::queue_error)?;
         tx.commit().await?;
         Ok(Json(VideoBody::new(&video, 0, false)))
     }
@@ -167,19 +172,22 @@ impl UploadsApi {
             }
             other => other.into(),
         })?;
-        abort_objects(state.0, &upload).await?;
+        abort_objects(state.storage.as_ref(), &upload).await?;
         db::delete_video(&state.pool, p.org_id, upload.video_id).await?;
         Ok(Json(serde_json::json!({"aborted": true})))
     }
 }
 
 /// Frees what an upload left in storage.
-pub async fn abort_objects(state: &AppState, upload: &db::Upload) -> videdit_core::Result<()> {
+pub async fn abort_objects(
+    storage: &dyn videdit_core::storage::Storage,
+    upload: &db::Upload,
+) -> videdit_core::Result<()> {
     if let Some(multipart_id) = &upload.multipart_id {
         let mp = MultipartUpload { key: upload.key.clone(), upload_id: multipart_id.clone() };
-        state.storage.abort_multipart(&mp).await?;
+        storage.abort_multipart(&mp).await?;
     }
-    state.storage.delete(&upload.key).await
+    storage.delete(&upload.key).await
 }
 
 async fn create_plan(state: &AppState, p: crate::auth::Principal, req: &CreateUpload) -> ApiResult<UploadPlan> {

@@ -23,6 +23,7 @@ const OTHER_KEY: &[u8] = include_bytes!("fixtures/other-rsa.pem");
 
 pub struct TestApp {
     pub base: String,
+    pub storage: Arc<dyn Storage>,
     pub _pool: PgPool,
     pub client: reqwest::Client,
     pub rotated: Arc<AtomicBool>,
@@ -108,7 +109,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     }))));
     let state = Arc::new(AppState {
         pool: pool.clone(),
-        storage,
+        storage: storage.clone(),
         local,
         auth,
         rate_limiter: RateLimiter::new(options.limits.requests_per_second, options.limits.request_burst),
@@ -119,6 +120,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
     TestApp {
         base,
+        storage,
         _pool: pool,
         client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         rotated,
@@ -162,6 +164,10 @@ pub fn test_key() -> &'static [u8] {
 }
 
 impl TestApp {
+    pub fn storage_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

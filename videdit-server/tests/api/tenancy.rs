@@ -59,6 +59,8 @@ async fn another_organisations_ids_are_not_found_everywhere(pool: PgPool) {
         ("GET", format!("/shorts/{short}"), None, "short_not_found"),
         ("POST", format!("/uploads/{upload}/complete"), Some(json!({})), "upload_not_found"),
         ("DELETE", format!("/uploads/{upload}"), None, "upload_not_found"),
+        ("GET", format!("/videos/{video}/jobs"), None, "video_not_found"),
+        ("POST", format!("/videos/{video}/jobs"), Some(json!({"type": "analyze"})), "video_not_found"),
     ];
     for (method, path, body, code) in &cases {
         let got = app.call(method, path, Some(&mallory), body.clone()).await;

@@ -1,0 +1,166 @@
+//! Jobs through the API and the worker's maintenance handlers.
+
+use serde_json::json;
+use sqlx::PgPool;
+use videdit_queue::Processed;
+
+use crate::support::{Options, assert_error, spawn_app, token};
+
+#[sqlx::test(migrations = false)]
+async fn core_and_queue_migrations_apply_in_either_order_twice(pool: PgPool) {
+    videdit_queue::migrate(&pool).await.unwrap();
+    videdit_core::db::migrate(&pool).await.unwrap();
+    videdit_queue::migrate(&pool).await.unwrap();
+    videdit_core::db::migrate(&pool).await.unwrap();
+    videdit_server::migrate_all(&pool).await.unwrap();
+    let core: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit._sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let queue: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert_eq!((core, queue), (2, 2));
+}
+
+async fn uploaded_video(app: &crate::support::TestApp, t: &str) -> String {
+    let (_, plan) = app
+        .call("POST", "/uploads", Some(t), Some(json!({"fileName": "a.mp4", "contentType": "video/mp4", "size": 5})))
+        .await;
+    let mut r = app.client.put(plan["url"].as_str().unwrap());
+    for h in plan["headers"].as_array().unwrap() {
+        r = r.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
+    }
+    assert_eq!(r.body(vec![1u8, 2, 3, 4, 5]).send().await.unwrap().status(), 200);
+    let upload = plan["uploadId"].as_str().unwrap();
+    let (status, _) = app.call("POST", &format!("/uploads/{upload}/complete"), Some(t), Some(json!({}))).await;
+    assert_eq!(status, 200);
+    plan["videoId"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrations = false)]
+async fn completing_an_upload_enqueues_ingest_and_jobs_can_be_managed(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let admin = token("user_admin", Some(("org_jobs", "org:admin")));
+    let member = token("user_member", Some(("org_jobs", "org:member")));
+    let video = uploaded_video(&app, &admin).await;
+
+    let (status, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&member), None).await;
+    assert_eq!(status, 200, "{jobs}");
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["type"], "ingest");
+    assert_eq!(jobs[0]["status"], "queued");
+    assert_eq!(jobs[0]["videoId"], video.as_str());
+
+    // A member may start processing; a second analyze returns the live one.
+    let (status, job) = app
+        .call(
+            "POST",
+            &format!("/videos/{video}/jobs"),
+            Some(&member),
+            Some(json!({"type": "analyze", "options": {"maxShorts": 3}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let (_, again) =
+        app.call("POST", &format!("/videos/{video}/jobs"), Some(&member), Some(json!({"type": "analyze"}))).await;
+    assert_eq!(again["id"], job["id"]);
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(app.call("GET", &format!("/jobs/{id}"), Some(&member), None).await.1["type"], "analyze");
+
+    // Only admins cancel.
+    assert_error(&app.call("POST", &format!("/jobs/{id}/cancel"), Some(&member), None).await, 403, "forbidden");
+    let (status, cancelled) = app.call("POST", &format!("/jobs/{id}/cancel"), Some(&admin), None).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")));
+    assert_error(&app.call("POST", &format!("/jobs/{id}/cancel"), Some(&admin), None).await, 409, "invalid_state");
+
+    // Bad job requests.
+    assert_error(
+        &app.call("POST", &format!("/videos/{video}/jobs"), Some(&member), Some(json!({"type": "publish"}))).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.call("POST", &format!("/videos/{video}/jobs"), Some(&member), Some(json!({"type": "render"}))).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(&app.call("GET", "/jobs/not-a-uuid", Some(&member), None).await, 404, "job_not_found");
+
+    // Another organisation sees none of it.
+    let other = token("user_x", Some(("org_other", "org:admin")));
+    assert_error(&app.call("GET", &format!("/jobs/{id}"), Some(&other), None).await, 404, "job_not_found");
+    assert_error(&app.call("POST", &format!("/jobs/{id}/cancel"), Some(&other), None).await, 404, "job_not_found");
+    assert_error(&app.call("GET", &format!("/videos/{video}/jobs"), Some(&other), None).await, 404, "video_not_found");
+    assert_error(
+        &app.call("POST", &format!("/videos/{video}/jobs"), Some(&other), Some(json!({"type": "analyze"}))).await,
+        404,
+        "video_not_found",
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn deleting_a_video_removes_its_files_through_a_job(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let t = token("user_del", None);
+    let video = uploaded_video(&app, &t).await;
+    let (status, body) = app.call("DELETE", &format!("/videos/{video}"), Some(&t), None).await;
+    assert_eq!(status, 200, "{body}");
+    let files_before = count_files(app.storage_dir());
+    assert!(files_before > 0);
+    let worker = videdit_server::worker::build(
+        pool.clone(),
+        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
+        videdit_server::worker::Deps { storage: app.storage.clone() },
+    )
+    .unwrap();
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    assert_eq!(count_files(app.storage_dir()), 0, "the video's objects are gone");
+}
+
+#[sqlx::test(migrations = false)]
+async fn abandoned_uploads_are_cleaned_up(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let t = token("user_slow", None);
+    let (_, plan) = app
+        .call("POST", "/uploads", Some(&t), Some(json!({"fileName": "a.mp4", "contentType": "video/mp4", "size": 5})))
+        .await;
+    let video = plan["videoId"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE videdit.uploads SET expires_at = now() - interval '1 minute'").execute(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_server::worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await.unwrap();
+    drop(conn);
+    let worker = videdit_server::worker::build(
+        pool.clone(),
+        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
+        videdit_server::worker::Deps { storage: app.storage.clone() },
+    )
+    .unwrap();
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    assert_error(&app.call("GET", &format!("/videos/{video}"), Some(&t), None).await, 404, "video_not_found");
+    let state: String = sqlx::query_scalar("SELECT state FROM videdit.uploads")
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| "gone".into());
+    assert_eq!(state, "gone", "the upload row went with its video");
+    // The next run is scheduled, once.
+    let next: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM videdit_queue.jobs WHERE kind = 'cleanup_uploads' AND run_at > now()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(next, 1);
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let objects = dir.join("objects");
+    let mut n = 0;
+    let mut stack = vec![objects];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
