@@ -1,1 +1,3 @@
 //! Media processing for videdit (work in progress).
+
+pub mod analyze;
