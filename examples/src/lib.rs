@@ -1,1 +1,1 @@
-//! Examples live in `src/bin/`.
+//! Example programs embedding the videdit crates; see `src/bin/`.
