@@ -6,7 +6,7 @@ use std::time::Duration;
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use videdit_core::db;
 use videdit_core::storage::PresignGet;
 use videdit_core::{ErrorCode, JobKind, Short, ShortId, Transcript, VideoId};
@@ -23,6 +23,38 @@ use crate::auth::Action;
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(3600);
 
 pub struct VideosApi;
+
+/// Transcript formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum TranscriptFormat {
+    /// Our JSON transcript with word timings.
+    #[default]
+    Json,
+    /// SubRip.
+    Srt,
+    /// WebVTT.
+    Vtt,
+    /// Plain text.
+    Txt,
+}
+
+/// A transcript in the asked-for format.
+#[derive(poem_openapi::ResponseContent)]
+pub enum TranscriptBody {
+    /// JSON.
+    Json(Json<serde_json::Value>),
+    /// SRT, VTT or plain text.
+    Text(PlainText<String>),
+}
+
+/// The transcript response.
+#[derive(poem_openapi::ApiResponse)]
+pub enum TranscriptResponse {
+    /// The transcript.
+    #[oai(status = 200)]
+    Ok(TranscriptBody),
+}
 
 fn video_id(raw: &str) -> ApiResult<VideoId> {
     raw.parse().map_err(|_| ApiError::new(ErrorCode::VideoNotFound, format!("video {raw:?} not found")))
@@ -152,20 +184,31 @@ impl VideosApi {
 
     /// Get a video's transcript
     ///
-    /// The transcript with segments and word timings.
+    /// The transcript as JSON (segments with word timings), SubRip (`srt`),
+    /// WebVTT (`vtt`) or plain text (`txt`).
     #[oai(path = "/videos/:id/transcript", method = "get", operation_id = "getTranscript")]
     async fn transcript(
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
         id: Path<String>,
-    ) -> ApiResult<Json<serde_json::Value>> {
+        /// `json` (default), `srt`, `vtt` or `txt`.
+        #[oai(default)]
+        format: Query<TranscriptFormat>,
+    ) -> ApiResult<TranscriptResponse> {
         let p = auth.0;
         p.require(Action::Read)?;
         let id = video_id(&id.0)?;
-        db::get_video(&state.0.pool, p.org_id, id).await?;
-        let t: Transcript = db::get_transcript(&state.0.pool, p.org_id, id).await?;
-        Ok(Json(serde_json::to_value(&t).expect("transcripts serialise")))
+        db::get_video(&state.pool, p.org_id, id).await?;
+        let t: Transcript = db::get_transcript(&state.pool, p.org_id, id).await?;
+        Ok(TranscriptResponse::Ok(match format.0 {
+            TranscriptFormat::Json => {
+                TranscriptBody::Json(Json(serde_json::to_value(&t).expect("transcripts serialise")))
+            }
+            TranscriptFormat::Srt => TranscriptBody::Text(PlainText(t.to_srt())),
+            TranscriptFormat::Vtt => TranscriptBody::Text(PlainText(t.to_vtt())),
+            TranscriptFormat::Txt => TranscriptBody::Text(PlainText(t.text())),
+        }))
     }
 
     /// List a video's shorts

@@ -164,3 +164,54 @@ fn count_files(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+#[sqlx::test(migrations = false)]
+async fn transcripts_come_as_json_srt_vtt_or_text(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let t = token("user_tr", None);
+    let video = uploaded_video(&app, &t).await;
+    assert_error(
+        &app.call("GET", &format!("/videos/{video}/transcript"), Some(&t), None).await,
+        404,
+        "transcript_not_found",
+    );
+    let org: uuid::Uuid = sqlx::query_scalar("SELECT org_id FROM videdit.videos WHERE id = $1::uuid")
+        .bind(&video)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let words = vec![
+        videdit_core::Word { text: "Hello".into(), start: 0.5, end: 0.9, probability: 0.9 },
+        videdit_core::Word { text: "there.".into(), start: 1.0, end: 1.4, probability: 0.9 },
+    ];
+    let transcript = videdit_core::Transcript {
+        language: "en".into(),
+        model: "tiny.en".into(),
+        duration: 2.0,
+        segments: vec![videdit_core::Segment { start: 0.5, end: 1.4, text: "Hello there.".into(), words }],
+    };
+    videdit_core::db::put_transcript(&pool, videdit_core::OrgId::from_uuid(org), video.parse().unwrap(), &transcript)
+        .await
+        .unwrap();
+    let get = |fmt: &str| {
+        let url = app.url(&format!("/videos/{video}/transcript{fmt}"));
+        let req = app.client.get(url).bearer_auth(&t);
+        async move {
+            let r = req.send().await.unwrap();
+            let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            (r.status().as_u16(), ct, r.text().await.unwrap())
+        }
+    };
+    let (status, ct, body) = get("").await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(serde_json::from_str::<videdit_core::Transcript>(&body).unwrap(), transcript);
+    let (_, ct, srt) = get("?format=srt").await;
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert_eq!(srt, "1\n00:00:00,500 --> 00:00:01,400\nHello there.\n\n");
+    assert_eq!(get("?format=vtt").await.2, "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nHello there.\n\n");
+    assert_eq!(get("?format=txt").await.2, "Hello there.");
+    let (status, _, body) = get("?format=docx").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_request"), "{body}");
+}
