@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::id::{OrgId, VideoId};
 
 /// Which stage of processing a video is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessingStage {
     /// Probing and validating the uploaded source.
@@ -100,6 +100,35 @@ impl VideoStatus {
         }
     }
 
+    /// Whether the video state machine allows moving from `self` to `next`.
+    ///
+    /// ```text
+    /// uploading ──► uploaded ──► processing(ingesting → transcribing → analyzing → rendering) ──► ready
+    ///     │             │                  │                                                      │
+    ///     └─────────────┴──────────────────┴──────────► failed ◄─────────────────────────────────┘ (never from ready)
+    /// ready | failed ──► processing(any stage)   (re-analyse, re-render, retry)
+    /// ```
+    ///
+    /// Staying in the same status is allowed (handlers may run twice).
+    /// Stages only move forward within one run; going back to an earlier
+    /// stage means a new run, which only `ready` or `failed` may start.
+    #[must_use]
+    pub fn can_become(&self, next: &VideoStatus) -> bool {
+        use VideoStatus::{Failed, Processing, Ready, Uploaded, Uploading};
+        if self == next {
+            return true;
+        }
+        match (self, next) {
+            (Uploading, Uploaded | Failed { .. }) => true,
+            (Uploaded, Processing { .. } | Failed { .. }) => true,
+            (Processing { stage: a }, Processing { stage: b }) => b > a,
+            (Processing { .. }, Ready | Failed { .. }) => true,
+            (Ready | Failed { .. }, Processing { .. }) => true,
+            (Failed { .. }, Failed { .. }) => true,
+            _ => false,
+        }
+    }
+
     /// Rebuilds a status from its stored columns.
     #[must_use]
     pub fn from_parts(state: &str, stage: Option<&str>, reason: Option<&str>) -> Option<Self> {
@@ -156,6 +185,41 @@ mod tests {
         }
         assert_eq!(VideoStatus::from_parts("processing", None, None), None);
         assert_eq!(VideoStatus::from_parts("bogus", None, None), None);
+    }
+
+    #[test]
+    fn the_state_machine() {
+        use ProcessingStage::*;
+        let p = |stage| VideoStatus::Processing { stage };
+        let failed = VideoStatus::Failed { reason: "x".into() };
+        let allowed = [
+            (VideoStatus::Uploading, VideoStatus::Uploaded),
+            (VideoStatus::Uploading, failed.clone()),
+            (VideoStatus::Uploaded, p(Ingesting)),
+            (p(Ingesting), p(Transcribing)),
+            (p(Transcribing), p(Rendering)),
+            (p(Rendering), VideoStatus::Ready),
+            (p(Analyzing), failed.clone()),
+            (VideoStatus::Ready, p(Analyzing)),
+            (failed.clone(), p(Ingesting)),
+            (p(Rendering), p(Rendering)),
+        ];
+        for (a, b) in &allowed {
+            assert!(a.can_become(b), "{a:?} -> {b:?}");
+        }
+        let refused = [
+            (VideoStatus::Uploading, p(Ingesting)),
+            (VideoStatus::Uploading, VideoStatus::Ready),
+            (VideoStatus::Uploaded, VideoStatus::Ready),
+            (p(Rendering), p(Transcribing)),
+            (VideoStatus::Ready, failed.clone()),
+            (VideoStatus::Ready, VideoStatus::Uploading),
+            (p(Analyzing), VideoStatus::Uploaded),
+            (failed.clone(), VideoStatus::Ready),
+        ];
+        for (a, b) in &refused {
+            assert!(!a.can_become(b), "{a:?} -> {b:?}");
+        }
     }
 
     #[test]

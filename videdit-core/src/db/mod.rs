@@ -30,7 +30,7 @@ pub use transcripts::{get_transcript, has_transcript, put_transcript};
 pub use uploads::{NewUpload, Upload, UploadState, expired_uploads, finish_upload, get_upload, insert_upload};
 pub use videos::{
     AssetKind, NewVideo, Page, VideoSummary, delete_video, get_video, insert_video, list_videos, lock_video, put_asset,
-    rename_video, set_video_status,
+    rename_video, set_video_status, transition_video,
 };
 
 use crate::error::Result;

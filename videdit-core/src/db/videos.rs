@@ -318,3 +318,28 @@ pub async fn put_asset(
     }
     Ok(())
 }
+
+/// Moves a video to `next` if the state machine allows it, under a row lock
+/// (so concurrent handlers, like the render fan-in, decide one at a time).
+/// Returns the video as it is afterwards.
+///
+/// # Errors
+/// `video_not_found`, or `invalid_state` naming both states when the move is
+/// not allowed.
+pub async fn transition_video(
+    conn: &mut sqlx::PgConnection,
+    org: OrgId,
+    id: VideoId,
+    next: &VideoStatus,
+    duration_seconds: Option<f64>,
+) -> Result<Video> {
+    let current = lock_video(&mut *conn, org, id).await?;
+    if !current.status.can_become(next) {
+        return Err(Error::InvalidState(format!(
+            "video {id} cannot go from {} to {}",
+            current.status.state(),
+            next.state()
+        )));
+    }
+    set_video_status(&mut *conn, org, id, next, duration_seconds, None).await
+}

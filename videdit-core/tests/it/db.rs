@@ -315,3 +315,28 @@ async fn expired_uploads_are_found_for_cleanup(pool: PgPool) {
     assert!(db::expired_uploads(&pool, later, 10).await.unwrap().is_empty());
     assert!(db::expired_uploads(&pool, OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
 }
+
+#[sqlx::test(migrations = false)]
+async fn transitions_follow_the_state_machine_under_a_lock(pool: PgPool) {
+    db::migrate(&pool).await.unwrap();
+    let a = tenant(&pool, "delta").await;
+    let mut tx = pool.begin().await.unwrap();
+    let err = db::transition_video(&mut tx, a.org, a.video, &VideoStatus::Ready, None).await.unwrap_err();
+    assert!(matches!(&err, Error::InvalidState(m) if m.contains("from uploading to ready")), "{err}");
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    db::transition_video(&mut tx, a.org, a.video, &VideoStatus::Uploaded, None).await.unwrap();
+    let stage = videdit_core::ProcessingStage::Ingesting;
+    let v =
+        db::transition_video(&mut tx, a.org, a.video, &VideoStatus::Processing { stage }, Some(61.5)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(v.status, VideoStatus::Processing { stage });
+    assert_eq!(v.duration_seconds, Some(61.5));
+    // Another organisation cannot move it.
+    let b = tenant(&pool, "epsilon").await;
+    let mut tx = pool.begin().await.unwrap();
+    assert_not_found(
+        db::transition_video(&mut tx, b.org, a.video, &VideoStatus::Ready, None).await,
+        ErrorCode::VideoNotFound,
+    );
+}
