@@ -136,15 +136,8 @@ impl UploadsApi {
             Some(meta.size as i64),
         )
         .await?;
-        let video = db::set_video_status(
-            &mut *tx,
-            p.org_id,
-            upload.video_id,
-            &VideoStatus::Uploaded,
-            None,
-            Some(meta.size as i64),
-        )
-        .await?;
+        // Through the state machine, under the video's row lock.
+        let video = db::transition_video(&mut tx, p.org_id, upload.video_id, &VideoStatus::Uploaded, None).await?;
         let job =
             VideoJob { org_id: p.org_id, video_id: upload.video_id, short_id: None, options: serde_json::json!({}) };
         enqueue_stage(&mut tx, JobKind::Ingest, &job).await.map_err(super::jobs::queue_error)?;
