@@ -1,3 +1,13 @@
-//! Media processing for videdit (work in progress).
+//! # videdit-media
+//!
+//! Media processing for videdit: the one gateway to ffmpeg/ffprobe
+//! ([`process`]), probing and validation of uploads ([`probe`]), and
+//! highlight analysis ([`analyze`]). Transcription, rendering and the
+//! pipeline build on these.
 
 pub mod analyze;
+pub mod error;
+pub mod probe;
+pub mod process;
+
+pub use error::{Error, Result};
