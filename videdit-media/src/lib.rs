@@ -6,8 +6,12 @@
 //! pipeline build on these.
 
 pub mod analyze;
+pub mod captions;
 pub mod error;
 pub mod probe;
 pub mod process;
+pub mod render;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Result};

@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::process::{Ffmpeg, file_arg};
 
 /// What kind of stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamKind {
     /// Pictures.
     Video,
@@ -21,7 +22,8 @@ pub enum StreamKind {
 }
 
 /// One stream of a media file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
     /// Index in the container.
     pub index: u32,
@@ -46,7 +48,8 @@ pub struct StreamInfo {
 }
 
 /// What ffprobe found in a file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MediaInfo {
     /// Container (ffprobe's `format_name`, for example `mov,mp4,m4a,3gp,3g2,mj2`).
     pub container: String,
@@ -204,23 +207,40 @@ pub async fn probe(ffmpeg: &Ffmpeg, path: &Path) -> Result<MediaInfo> {
     if meta.len() == 0 {
         return Err(Error::InvalidMedia("the file is empty".into()));
     }
-    let input = file_arg(path);
+    run_probe(ffmpeg, "file", &file_arg(path)).await
+}
+
+/// Probes media behind an `http(s)` URL (a presigned GET): only the
+/// network protocols that URL needs, and only real media demuxers. ffprobe
+/// reads just the container's headers, not the whole file.
+///
+/// # Errors
+/// As [`probe`]; a URL that is not http(s) is refused as invalid media.
+pub async fn probe_url(ffmpeg: &Ffmpeg, url: &str) -> Result<MediaInfo> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(Error::InvalidMedia("only http(s) URLs are probed".into()));
+    }
+    run_probe(ffmpeg, "http,https,tcp,tls,crypto", url).await
+}
+
+async fn run_probe(ffmpeg: &Ffmpeg, protocols: &str, input: &str) -> Result<MediaInfo> {
     let args = [
         "-protocol_whitelist",
-        "file",
+        protocols,
         "-format_whitelist",
         crate::process::ALLOWED_DEMUXERS,
         "-show_format",
         "-show_streams",
         "-of",
         "json",
-        input.as_str(),
+        input,
     ];
     match ffmpeg.ffprobe(&args, Duration::from_secs(30)).await {
         Ok(out) => MediaInfo::from_ffprobe_json(&out),
-        Err(Error::Failed { stderr, .. }) => {
-            Err(Error::InvalidMedia(stderr.last().cloned().unwrap_or_else(|| "ffprobe could not read it".into())))
+        Err(Error::Failed { stderr, .. }) if stderr.is_empty() => {
+            Err(Error::InvalidMedia("ffprobe could not read it".into()))
         }
+        Err(Error::Failed { stderr, .. }) => Err(Error::InvalidMedia(stderr.join(" | "))),
         Err(e) => Err(e),
     }
 }

@@ -111,13 +111,29 @@ pub async fn enqueue_many(conn: &mut PgConnection, specs: &[JobSpec]) -> Result<
 /// # Errors
 /// Database failures.
 pub async fn claim(db: impl PgExecutor<'_>, queues: &[String], limit: u32, lease: Duration) -> Result<Vec<Job>> {
+    claim_kinds(db, queues, None, limit, lease).await
+}
+
+/// Like [`claim`], but only jobs of the given kinds (a worker claims only
+/// what it has handlers for, so pools with different handlers can share a
+/// queue).
+///
+/// # Errors
+/// Database failures.
+pub async fn claim_kinds(
+    db: impl PgExecutor<'_>,
+    queues: &[String],
+    kinds: Option<&[String]>,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Job>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     Ok(sqlx::query_as(&format!(
         "WITH picked AS (
             SELECT id FROM videdit_queue.jobs
-            WHERE state = 'available' AND queue = ANY($1) AND run_at <= now()
+            WHERE state = 'available' AND queue = ANY($1) AND run_at <= now() AND ($4::text[] IS NULL OR kind = ANY($4))
               AND queue NOT IN (SELECT name FROM videdit_queue.queues WHERE paused)
             ORDER BY queue, priority, run_at, id
             LIMIT $2
@@ -133,6 +149,7 @@ pub async fn claim(db: impl PgExecutor<'_>, queues: &[String], limit: u32, lease
     .bind(queues)
     .bind(i64::from(limit))
     .bind(lease.as_secs_f64())
+    .bind(kinds)
     .fetch_all(db)
     .await?)
 }

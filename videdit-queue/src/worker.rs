@@ -196,6 +196,13 @@ impl Worker {
         self
     }
 
+    /// The kinds this worker has handlers for (the only ones it claims).
+    fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.handlers.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
     /// Counters and gauges of this worker.
     #[must_use]
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -208,7 +215,8 @@ impl Worker {
     /// # Errors
     /// Database failures.
     pub async fn process_next(&self) -> Result<Processed> {
-        let mut jobs = queue::claim(&self.pool, &self.config.queues, 1, self.config.lease).await?;
+        let kinds = self.kinds();
+        let mut jobs = queue::claim_kinds(&self.pool, &self.config.queues, Some(&kinds), 1, self.config.lease).await?;
         match jobs.pop() {
             None => Ok(Processed::Empty),
             Some(job) => Ok(self.run_job(job, CancellationToken::new()).await),
@@ -236,6 +244,7 @@ impl Worker {
         }
         background.push(tokio::spawn(sweeper(self.pool.clone(), self.config.clone(), shutdown.clone())));
         let mut tasks = tokio::task::JoinSet::new();
+        let kinds = self.kinds();
         let mut backoff = Duration::from_millis(100);
         loop {
             if shutdown.is_cancelled() {
@@ -244,7 +253,9 @@ impl Worker {
             let free = slots.available_permits();
             let mut claimed_full = false;
             if free > 0 {
-                match queue::claim(&self.pool, &self.config.queues, free as u32, self.config.lease).await {
+                match queue::claim_kinds(&self.pool, &self.config.queues, Some(&kinds), free as u32, self.config.lease)
+                    .await
+                {
                     Ok(jobs) => {
                         backoff = Duration::from_millis(100);
                         claimed_full = jobs.len() == free;

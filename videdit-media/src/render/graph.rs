@@ -1,0 +1,528 @@
+//! Pure parts of rendering: frame geometry, filter graphs and ffmpeg
+//! arguments. Nothing here runs anything.
+
+use std::path::Path;
+
+use videdit_core::recipe::Reframe;
+
+use crate::process::{file_arg, safe_input_args};
+
+/// Output frame rate as a fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fps {
+    /// Numerator.
+    pub num: u32,
+    /// Denominator.
+    pub den: u32,
+}
+
+impl Fps {
+    /// Frames per second.
+    #[must_use]
+    pub fn value(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+
+    /// The output rate for a source rate: the source's own up to 30 fps,
+    /// halved until it is (60 → 30, 50 → 25, 59.94 → 29.97) since 1080×1920
+    /// at 60 fps cannot encode in real time on two cores and the platforms
+    /// show talk at 30; at least 15; 30 when unknown. NTSC rates stay exact.
+    #[must_use]
+    pub fn for_source(rate: Option<f64>) -> Self {
+        let mut f = rate.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(30.0);
+        while f > 31.0 {
+            f /= 2.0;
+        }
+        let f = f.max(15.0);
+        for base in [24u32, 30, 60] {
+            if (f - f64::from(base) * 1000.0 / 1001.0).abs() < 0.01 {
+                return Self { num: base * 1000, den: 1001 };
+            }
+        }
+        if (f - f.round()).abs() < 0.01 {
+            Self { num: f.round() as u32, den: 1 }
+        } else {
+            Self { num: (f * 1000.0).round() as u32, den: 1000 }
+        }
+    }
+}
+
+/// How the source frame becomes the output frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Geometry {
+    /// Same shape: scale only.
+    Scale,
+    /// Crop `w`×`h` at (`x`, `y`) of the source, then scale.
+    Crop {
+        /// Crop width.
+        w: u32,
+        /// Crop height.
+        h: u32,
+        /// Left edge.
+        x: u32,
+        /// Top edge.
+        y: u32,
+    },
+    /// The whole source scaled to `w`×`h` at (`x`, `y`) over a blurred
+    /// copy covering the frame, blurred at `bg_w`×`bg_h`.
+    Fit {
+        /// Foreground width.
+        w: u32,
+        /// Foreground height.
+        h: u32,
+        /// Left edge.
+        x: u32,
+        /// Top edge.
+        y: u32,
+        /// Width of the small blurred background.
+        bg_w: u32,
+        /// Height of the small blurred background.
+        bg_h: u32,
+    },
+}
+
+/// `v` rounded down to an even size, at least 2.
+fn even(v: f64) -> u32 {
+    ((v / 2.0).floor() as u32 * 2).max(2)
+}
+
+/// `v` rounded down to an even offset (4:2:0 chroma stays aligned).
+fn even_floor(v: f64) -> u32 {
+    (v.max(0.0) / 2.0).floor() as u32 * 2
+}
+
+impl Geometry {
+    /// The geometry for a `source` (display size) into `out` with `reframe`.
+    #[must_use]
+    pub fn new(source: (u32, u32), out: (u32, u32), reframe: Reframe) -> Self {
+        let (sw, sh) = (f64::from(source.0.max(2)), f64::from(source.1.max(2)));
+        let (ow, oh) = (f64::from(out.0), f64::from(out.1));
+        let source_aspect = sw / sh;
+        let out_aspect = ow / oh;
+        if (source_aspect / out_aspect - 1.0).abs() < 0.01 {
+            return Self::Scale;
+        }
+        match reframe {
+            Reframe::Crop { x } => {
+                let centre = f64::from(x.unwrap_or(0.5)).clamp(0.0, 1.0);
+                if source_aspect > out_aspect {
+                    let w = even(sh * out_aspect).min(even(sw));
+                    let left = (centre * sw - f64::from(w) / 2.0).clamp(0.0, sw - f64::from(w));
+                    Self::Crop { w, h: even(sh), x: even_floor(left), y: 0 }
+                } else {
+                    let h = even(sw / out_aspect).min(even(sh));
+                    Self::Crop { w: even(sw), h, x: 0, y: even_floor((sh - f64::from(h)) / 2.0) }
+                }
+            }
+            Reframe::Fit => {
+                let (w, h) = if source_aspect > out_aspect {
+                    (out.0, even(ow / source_aspect).min(out.1))
+                } else {
+                    (even(oh * source_aspect).min(out.0), out.1)
+                };
+                Self::Fit {
+                    w,
+                    h,
+                    x: (out.0 - w) / 4 * 2,
+                    y: (out.1 - h) / 4 * 2,
+                    bg_w: even(ow / 8.0),
+                    bg_h: even(oh / 8.0),
+                }
+            }
+        }
+    }
+}
+
+/// Escapes a value for a filter option inside a filter graph: first for
+/// the option parser (`\ ' :` and blanks), then for the graph parser
+/// (`\ ' [ ] , ;`).
+#[must_use]
+pub fn filter_value(s: &str) -> String {
+    let mut option = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if matches!(c, '\\' | '\'' | ':') || c.is_whitespace() {
+            option.push('\\');
+        }
+        option.push(c);
+    }
+    let mut graph = String::with_capacity(option.len() + 8);
+    for c in option.chars() {
+        if matches!(c, '\\' | '\'' | '[' | ']' | ',' | ';') {
+            graph.push('\\');
+        }
+        graph.push(c);
+    }
+    graph
+}
+
+/// The `ass` filter for a script and a fonts directory.
+fn ass_filter(script: &Path, fonts_dir: &Path) -> String {
+    format!(
+        "ass=filename={}:fontsdir={}",
+        filter_value(&script.display().to_string()),
+        filter_value(&fonts_dir.display().to_string())
+    )
+}
+
+/// The video part of the main graph, from `[0:v]` to `[v]`.
+#[must_use]
+pub fn video_graph(geometry: Geometry, out: (u32, u32), fps: Fps, captions: Option<(&Path, &Path)>) -> String {
+    let (ow, oh) = out;
+    // Everything runs in 8-bit 4:2:0 from the start: the cheapest format for
+    // the scalers and libass, and what the encoder wants anyway.
+    let head = format!("[0:v]fps={}/{},format=yuv420p", fps.num, fps.den);
+    let tail = match captions {
+        Some((script, fonts)) => format!(",setsar=1,{}[v]", ass_filter(script, fonts)),
+        None => ",setsar=1[v]".to_owned(),
+    };
+    match geometry {
+        Geometry::Scale => format!("{head},scale={ow}:{oh}{tail}"),
+        Geometry::Crop { w, h, x, y } => format!("{head},crop={w}:{h}:{x}:{y},scale={ow}:{oh}{tail}"),
+        Geometry::Fit { w, h, x, y, bg_w, bg_h } => format!(
+            // The background is blurred at an eighth of the size and scaled
+            // back up: a wide, smooth blur for a few percent of the cost of
+            // blurring the full frame.
+            "{head},split=2[bg0][fg0];\
+             [bg0]scale={bg_w}:{bg_h}:force_original_aspect_ratio=increase:flags=fast_bilinear,\
+             crop={bg_w}:{bg_h},boxblur=8:2,eq=brightness=-0.08,scale={ow}:{oh}:flags=bilinear[bg];\
+             [fg0]scale={w}:{h}[fg];[bg][fg]overlay={x}:{y}{tail}"
+        ),
+    }
+}
+
+/// The ebur128 measurement feeding the metadata of every audio frame to
+/// `meta` (a file), where [`super::loudness::parse`] reads the last values.
+fn measure_filter(meta: &Path) -> String {
+    format!("ebur128=peak=true:metadata=1:framelog=verbose,ametadata=mode=print:file={}", filter_value(&file_arg(meta)))
+}
+
+/// The audio part of the main graph, from `[0:a:0]` to `[a]`: 48 kHz
+/// stereo, padded with silence to the full duration, measured.
+#[must_use]
+pub fn audio_graph(duration: f64, meta: &Path) -> String {
+    format!(
+        "[0:a:0]aresample=48000,aformat=sample_rates=48000:channel_layouts=stereo,apad=whole_dur={duration:.6},{}[a]",
+        measure_filter(meta)
+    )
+}
+
+/// Encoder settings for the video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoder {
+    /// x264 preset.
+    pub preset: String,
+    /// x264 constant rate factor.
+    pub crf: u8,
+    /// Peak bit rate in kbit/s (VBV).
+    pub max_kbps: u32,
+}
+
+/// Everything the main run needs.
+pub struct MainRun<'a> {
+    /// Source as ffmpeg should open it (`file:` path or URL).
+    pub input: &'a str,
+    /// Clip start in source seconds.
+    pub start: f64,
+    /// Clip duration.
+    pub duration: f64,
+    /// Output size.
+    pub out: (u32, u32),
+    /// Output frame rate.
+    pub fps: Fps,
+    /// Reframing.
+    pub geometry: Geometry,
+    /// Caption script and fonts directory.
+    pub captions: Option<(&'a Path, &'a Path)>,
+    /// Encoder settings.
+    pub encoder: &'a Encoder,
+    /// Video-only MP4 to write.
+    pub video: &'a Path,
+    /// Audio (WAV, 32-bit float) and loudness metadata files, when the source has audio.
+    pub audio: Option<(&'a Path, &'a Path)>,
+}
+
+impl MainRun<'_> {
+    /// ffmpeg arguments: one read of the source's range (input-side `-ss`
+    /// for a fast seek that still cuts on the exact frame, `-t` so only the
+    /// range is read), the video encoded, the audio kept as float WAV and
+    /// measured.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut graph = video_graph(self.geometry, self.out, self.fps, self.captions);
+        if let Some((_, meta)) = self.audio {
+            graph.push(';');
+            graph.push_str(&audio_graph(self.duration, meta));
+        }
+        let gop = (self.fps.value() * 2.0).round() as u32;
+        let mut args: Vec<String> =
+            vec!["-y".into(), "-ss".into(), format!("{:.6}", self.start), "-t".into(), format!("{:.6}", self.duration)];
+        args.extend(safe_input_args(self.input));
+        args.extend(
+            [
+                "-filter_complex",
+                &graph,
+                "-map",
+                "[v]",
+                "-c:v",
+                "libx264",
+                "-preset",
+                &self.encoder.preset,
+                "-crf",
+                &self.encoder.crf.to_string(),
+                "-maxrate",
+                &format!("{}k", self.encoder.max_kbps),
+                "-bufsize",
+                &format!("{}k", self.encoder.max_kbps * 2),
+                "-profile:v",
+                "high",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                &gop.to_string(),
+                "-map_metadata",
+                "-1",
+                "-map_chapters",
+                "-1",
+                "-f",
+                "mp4",
+                &file_arg(self.video),
+            ]
+            .map(str::to_owned),
+        );
+        if let Some((wav, _)) = self.audio {
+            args.extend(["-map", "[a]", "-c:a", "pcm_f32le", "-f", "wav", &file_arg(wav)].map(str::to_owned));
+        }
+        args
+    }
+}
+
+/// ffmpeg arguments for one loudness pass: `gain_db` of gain, then, when
+/// `limit` is given (linear), a lookahead limiter at 4× oversampling so
+/// that it holds true peaks, not just sample peaks; the result measured.
+#[must_use]
+pub fn loudness_args(input: &Path, gain_db: f64, limit: Option<f64>, output: &Path, meta: &Path) -> Vec<String> {
+    let mut chain = format!("volume={gain_db:.3}dB");
+    if let Some(limit) = limit {
+        chain.push_str(&format!(
+            ",aresample=192000,alimiter=limit={:.5}:attack=5:release=80:level=0:latency=1,aresample=48000",
+            limit.clamp(0.0625, 1.0)
+        ));
+    }
+    chain.push(',');
+    chain.push_str(&measure_filter(meta));
+    ["-y", "-i", &file_arg(input), "-af", &chain, "-c:a", "pcm_f32le", "-f", "wav", &file_arg(output)]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// Everything the final run needs.
+pub struct MuxRun<'a> {
+    /// The encoded video.
+    pub video: &'a Path,
+    /// The normalised audio, or `None` for silence.
+    pub audio: Option<&'a Path>,
+    /// Clip duration (for the silence).
+    pub duration: f64,
+    /// AAC bit rate in kbit/s.
+    pub audio_kbps: u32,
+    /// When the thumbnail is taken, in clip seconds.
+    pub thumbnail_at: f64,
+    /// The MP4 to write.
+    pub output: &'a Path,
+    /// The JPEG to write.
+    pub thumbnail: &'a Path,
+}
+
+impl MuxRun<'_> {
+    /// ffmpeg arguments: the video copied, the audio encoded to AAC,
+    /// `+faststart` (the index first, so players start before the whole
+    /// file arrives); a JPEG of the frame at `thumbnail_at`.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["-y", "-i", &file_arg(self.video)].map(str::to_owned).to_vec();
+        match self.audio {
+            Some(audio) => args.extend(["-i".to_owned(), file_arg(audio)]),
+            None => args.extend(
+                ["-f", "lavfi", "-t", &format!("{:.6}", self.duration), "-i", "anullsrc=r=48000:cl=stereo"]
+                    .map(str::to_owned),
+            ),
+        }
+        args.extend(
+            [
+                // Only a moment of the video is decoded for the thumbnail
+                // (without -t ffmpeg would decode the rest for nothing).
+                "-ss",
+                &format!("{:.6}", self.thumbnail_at),
+                "-t",
+                "0.5",
+                "-i",
+                &file_arg(self.video),
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0",
+                "-c:v",
+                "copy",
+                "-c:a",
+                "aac",
+                "-b:a",
+                &format!("{}k", self.audio_kbps),
+                "-ar",
+                "48000",
+                "-ac",
+                "2",
+                "-map_metadata",
+                "-1",
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+                &file_arg(self.output),
+                "-map",
+                "2:v:0",
+                "-frames:v",
+                "1",
+                "-q:v",
+                "3",
+                "-f",
+                "image2",
+                "-update",
+                "1",
+                &file_arg(self.thumbnail),
+            ]
+            .map(str::to_owned),
+        );
+        args
+    }
+}
+
+/// ffmpeg arguments that decode the frame at `at` seconds of `video` to
+/// raw RGB (`width`×`height`×3 bytes) in `output`; used by tests and tools
+/// to look at rendered pixels.
+#[must_use]
+pub fn frame_args(video: &Path, at: f64, output: &Path) -> Vec<String> {
+    let at = format!("{at:.6}");
+    let args = ["-y", "-ss", &at, "-i", &file_arg(video), "-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo"];
+    let mut out: Vec<String> = args.map(str::to_owned).to_vec();
+    out.push(file_arg(output));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn frame_rates_are_capped_by_halving_and_keep_ntsc_exact() {
+        assert_eq!(Fps::for_source(Some(30.0)), Fps { num: 30, den: 1 });
+        assert_eq!(Fps::for_source(Some(60.0)), Fps { num: 30, den: 1 });
+        assert_eq!(Fps::for_source(Some(50.0)), Fps { num: 25, den: 1 });
+        assert_eq!(Fps::for_source(Some(59.94006)), Fps { num: 30000, den: 1001 });
+        assert_eq!(Fps::for_source(Some(23.976)), Fps { num: 24000, den: 1001 });
+        assert_eq!(Fps::for_source(Some(120.0)), Fps { num: 30, den: 1 });
+        assert_eq!(Fps::for_source(Some(5.0)), Fps { num: 15, den: 1 });
+        assert_eq!(Fps::for_source(None), Fps { num: 30, den: 1 });
+        assert_eq!(Fps::for_source(Some(f64::NAN)), Fps { num: 30, den: 1 });
+        assert_eq!(Fps::for_source(Some(27.5)), Fps { num: 27500, den: 1000 });
+    }
+
+    #[test]
+    fn crop_keeps_the_output_shape_inside_the_source() {
+        let v = (1080, 1920);
+        assert_eq!(
+            Geometry::new((1280, 720), v, Reframe::Crop { x: None }),
+            Geometry::Crop { w: 404, h: 720, x: 438, y: 0 }
+        );
+        assert_eq!(
+            Geometry::new((1920, 1080), v, Reframe::Crop { x: Some(0.0) }),
+            Geometry::Crop { w: 606, h: 1080, x: 0, y: 0 }
+        );
+        assert_eq!(
+            Geometry::new((1920, 1080), v, Reframe::Crop { x: Some(1.0) }),
+            Geometry::Crop { w: 606, h: 1080, x: 1314, y: 0 }
+        );
+        // A tall source into a wide frame crops the middle band.
+        assert_eq!(
+            Geometry::new((1080, 1920), (1920, 1080), Reframe::Crop { x: None }),
+            Geometry::Crop { w: 1080, h: 606, x: 0, y: 656 }
+        );
+        assert_eq!(Geometry::new((1920, 1080), (1920, 1080), Reframe::Crop { x: Some(0.1) }), Geometry::Scale);
+        assert_eq!(Geometry::new((1280, 720), (1920, 1080), Reframe::Fit), Geometry::Scale);
+        for source in [(1280, 720), (1920, 1080), (640, 480), (1080, 1920), (3840, 1600), (7, 5)] {
+            for out in [(1080, 1920), (1080, 1080), (1080, 1350), (1920, 1080)] {
+                for x in [None, Some(0.0), Some(0.33), Some(1.0), Some(-4.0)] {
+                    if let Geometry::Crop { w, h, x, y } = Geometry::new(source, out, Reframe::Crop { x }) {
+                        assert!(x + w <= source.0 && y + h <= source.1, "{source:?} {out:?}");
+                        assert!(w % 2 == 0 && h % 2 == 0 && x % 2 == 0 && y % 2 == 0);
+                        let ratio = f64::from(w) / f64::from(h) / (f64::from(out.0) / f64::from(out.1));
+                        assert!((ratio - 1.0).abs() < 0.02 || source.0 < 20, "{source:?} {out:?} {ratio}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fit_centres_the_whole_source_over_a_small_blurred_copy() {
+        assert_eq!(
+            Geometry::new((1920, 1080), (1080, 1920), Reframe::Fit),
+            Geometry::Fit { w: 1080, h: 606, x: 0, y: 656, bg_w: 134, bg_h: 240 }
+        );
+        assert_eq!(
+            Geometry::new((1080, 1920), (1080, 1080), Reframe::Fit),
+            Geometry::Fit { w: 606, h: 1080, x: 236, y: 0, bg_w: 134, bg_h: 134 }
+        );
+    }
+
+    #[test]
+    fn filter_values_survive_both_parsers() {
+        assert_eq!(filter_value("/tmp/a.ass"), "/tmp/a.ass");
+        assert_eq!(filter_value("file:/x y"), "file\\\\:/x\\\\ y");
+        assert_eq!(filter_value("it's [a],b;c"), "it\\\\\\'s\\\\ \\[a\\]\\,b\\;c");
+    }
+
+    #[test]
+    fn the_main_run_seeks_on_the_input_and_maps_both_outputs() {
+        let encoder = Encoder { preset: "veryfast".into(), crf: 21, max_kbps: 12000 };
+        let (video, wav, meta, ass, fonts) = (
+            PathBuf::from("/w/v.mp4"),
+            PathBuf::from("/w/a.wav"),
+            PathBuf::from("/w/m.txt"),
+            PathBuf::from("/w/c.ass"),
+            PathBuf::from("/w/fonts"),
+        );
+        let run = MainRun {
+            input: "file:/src/talk.mp4",
+            start: 12.5,
+            duration: 30.0,
+            out: (1080, 1920),
+            fps: Fps { num: 30, den: 1 },
+            geometry: Geometry::new((1280, 720), (1080, 1920), Reframe::Fit),
+            captions: Some((&ass, &fonts)),
+            encoder: &encoder,
+            video: &video,
+            audio: Some((&wav, &meta)),
+        };
+        let args = run.args();
+        let i = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(&args[..5], ["-y", "-ss", "12.500000", "-t", "30.000000"]);
+        assert!(args[..i].contains(&"-protocol_whitelist".to_owned()));
+        assert_eq!(args[i + 1], "file:/src/talk.mp4");
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(graph.starts_with("[0:v]fps=30/1,format=yuv420p,split=2[bg0][fg0];"), "{graph}");
+        assert!(graph.contains("overlay=0:656,setsar=1,ass=filename=/w/c.ass:fontsdir=/w/fonts[v];"), "{graph}");
+        assert!(graph.contains("apad=whole_dur=30.000000,ebur128=peak=true"), "{graph}");
+        assert!(args.ends_with(&["-map", "[a]", "-c:a", "pcm_f32le", "-f", "wav", "file:/w/a.wav"].map(str::to_owned)));
+        assert!(args.windows(2).any(|w| w == ["-g", "60"]));
+    }
+
+    #[test]
+    fn loudness_passes_limit_only_when_asked() {
+        let (a, b, m) = (PathBuf::from("/a.wav"), PathBuf::from("/b.wav"), PathBuf::from("/m"));
+        let linear = loudness_args(&a, 3.25, None, &b, &m);
+        assert!(linear[4].starts_with("volume=3.250dB,ebur128"), "{}", linear[4]);
+        let limited = loudness_args(&a, 9.0, Some(0.84), &b, &m);
+        assert!(limited[4].contains("alimiter=limit=0.84000:attack=5:release=80:level=0:latency=1"));
+    }
+}

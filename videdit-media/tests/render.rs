@@ -1,0 +1,400 @@
+//! Rendering against real ffmpeg: sizes, codecs, durations, frame-accurate
+//! cuts, caption pixels and their timing, loudness, re-rendering, and the
+//! failure paths. Sources are generated with lavfi (flite speech, test
+//! patterns, flat colours) through the gateway.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
+use videdit_core::time_range::TimeRange;
+use videdit_core::transcript::Word;
+use videdit_media::Error;
+use videdit_media::captions::{CaptionLayout, YELLOW};
+use videdit_media::process::{Ffmpeg, Run, file_arg};
+use videdit_media::render::{RenderError, RenderOptions, RenderOutputs, Rendered, frame_rgb, loudness, render};
+
+fn ff() -> Ffmpeg {
+    Ffmpeg::default()
+}
+
+const SPEECH: &str = "flite=voice=slt:text='Hello and welcome to the show. Today we talk about making great short \
+                      videos from long talks. The secret is the first three seconds.'";
+
+async fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    all.extend(["-y".to_owned(), file_arg(&out)]);
+    ff().run(Run { args: all, media_seconds: 10.0, on_progress: None, cancel: None }).await.unwrap();
+    out
+}
+
+/// A source of `seconds` with `video` (a lavfi graph) and flite speech at
+/// `gain_db`, padded with silence.
+async fn source(dir: &Path, name: &str, video: &str, seconds: u32, gain_db: i32) -> PathBuf {
+    let audio = format!("{SPEECH},volume={gain_db}dB,apad");
+    let args = [
+        "-f",
+        "lavfi",
+        "-i",
+        video,
+        "-f",
+        "lavfi",
+        "-i",
+        &audio,
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "10",
+        "-g",
+        "30",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+    ];
+    generate(dir, name, &args).await
+}
+
+fn word(text: &str, start: f64, end: f64) -> Word {
+    Word { text: text.into(), start, end, probability: 0.9 }
+}
+
+fn recipe(source: &Path, start: f64, end: f64, aspect: Aspect, reframe: Reframe, style: CaptionStyle) -> ClipRecipe {
+    ClipRecipe {
+        version: RECIPE_VERSION,
+        source: source.display().to_string(),
+        range: TimeRange::new(start, end).unwrap(),
+        aspect,
+        reframe,
+        caption_style: style,
+        words: vec![],
+        title: "Test".into(),
+    }
+}
+
+async fn run(recipe: &ClipRecipe, outputs: &RenderOutputs) -> Result<Rendered, RenderError> {
+    render(&ff(), recipe, outputs, &RenderOptions::default(), |_| {}, &CancellationToken::new()).await
+}
+
+async fn ffprobe(path: &Path) -> Value {
+    let out = ff()
+        .ffprobe(&["-show_format", "-show_streams", "-of", "json", &file_arg(path)], Duration::from_secs(30))
+        .await
+        .unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
+    probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == kind).unwrap()
+}
+
+fn seconds(v: &Value) -> f64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Checks what every render must be: H.264 High yuv420p at the preset's
+/// size, AAC 48 kHz stereo, both streams and the file lasting the recipe's
+/// duration to within a frame, the index before the data, a JPEG thumbnail
+/// of the same size and the recipe beside them.
+async fn check_outputs(r: &Rendered, recipe: &ClipRecipe, duration: f64, fps: f64) -> Value {
+    let (w, h) = recipe.aspect.size();
+    assert_eq!((r.width, r.height), (w, h));
+    let probe = ffprobe(&r.video).await;
+    let v = stream(&probe, "video");
+    assert_eq!(v["codec_name"], "h264");
+    assert_eq!(v["profile"], "High");
+    assert_eq!(v["pix_fmt"], "yuv420p");
+    assert_eq!((v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()), (u64::from(w), u64::from(h)));
+    let a = stream(&probe, "audio");
+    assert_eq!(a["codec_name"], "aac");
+    assert_eq!(a["sample_rate"], "48000");
+    assert_eq!(a["channels"], 2);
+    let frame = 1.0 / fps;
+    for d in [seconds(&probe["format"]["duration"]), seconds(&v["duration"]), seconds(&a["duration"]), r.duration] {
+        assert!((d - duration).abs() <= frame + 1e-6, "duration {d} vs {duration}");
+    }
+    let bytes = std::fs::read(&r.video).unwrap();
+    let find = |tag: &[u8]| bytes.windows(4).position(|w| w == tag).unwrap();
+    assert!(find(b"moov") < find(b"mdat"), "+faststart puts the index first");
+    let thumb = std::fs::read(&r.thumbnail).unwrap();
+    assert_eq!(&thumb[..2], &[0xFF, 0xD8], "a JPEG");
+    let t = ffprobe(&r.thumbnail).await;
+    assert_eq!(stream(&t, "video")["width"].as_u64(), Some(u64::from(w)));
+    let saved: ClipRecipe = serde_json::from_slice(&std::fs::read(&r.recipe).unwrap()).unwrap();
+    assert_eq!(&saved, recipe);
+    probe
+}
+
+/// Only the outputs are left in `dir`: no temporary files or directories.
+fn assert_only(dir: &Path, names: &[&str]) {
+    let mut found: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    found.sort();
+    let mut names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    names.sort();
+    assert_eq!(found, names);
+}
+
+struct Frame {
+    width: usize,
+    rgb: Vec<u8>,
+}
+
+impl Frame {
+    async fn at(video: &Path, t: f64, width: u32) -> Self {
+        Self { width: width as usize, rgb: frame_rgb(&ff(), video, t).await.unwrap() }
+    }
+
+    fn height(&self) -> usize {
+        self.rgb.len() / 3 / self.width
+    }
+
+    /// Pixels matching `pred` inside rows `y0..y1`, and their mean x.
+    fn find(&self, y0: usize, y1: usize, pred: impl Fn([u8; 3]) -> bool) -> (usize, f64) {
+        let (mut n, mut sum_x) = (0usize, 0usize);
+        for y in y0..y1.min(self.height()) {
+            for x in 0..self.width {
+                let i = (y * self.width + x) * 3;
+                if pred([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]) {
+                    n += 1;
+                    sum_x += x;
+                }
+            }
+        }
+        (n, if n == 0 { 0.0 } else { sum_x as f64 / n as f64 })
+    }
+}
+
+fn white(p: [u8; 3]) -> bool {
+    p.iter().all(|&c| c > 200)
+}
+
+fn highlight(p: [u8; 3]) -> bool {
+    let [r, g, b] = p;
+    let [yr, yg, yb] = YELLOW;
+    r.abs_diff(yr) < 50 && g.abs_diff(yg) < 50 && b.abs_diff(yb) < 90 && b < 120
+}
+
+fn bright(p: [u8; 3]) -> bool {
+    white(p) || highlight(p)
+}
+
+#[tokio::test]
+async fn a_captioned_vertical_short_has_the_right_streams_and_captions_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), "talk.mp4", "color=c=0x203040:s=1280x720:r=30", 6, 0).await;
+    let mut recipe = recipe(&src, 1.0, 5.0, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+    recipe.words = vec![
+        word(" Hello", 1.5, 1.9),
+        word(" big", 1.9, 2.2),
+        word(" world.", 2.2, 2.8),
+        word(" Second", 3.6, 4.0),
+        word(" group", 4.0, 4.4),
+        word(" here", 4.4, 4.9),
+        word(" outside", 5.5, 5.9),
+    ];
+    let out = dir.path().join("out");
+    let outputs = RenderOutputs::in_dir(&out, "short");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let r = render(
+        &ff(),
+        &recipe,
+        &outputs,
+        &RenderOptions::default(),
+        |p| seen.lock().unwrap().push(p),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() == Some(&1.0), "{seen:?}");
+    assert_eq!(r.caption_events, 6);
+    check_outputs(&r, &recipe, 4.0, 30.0).await;
+    assert_only(&out, &["short.mp4", "short.jpg", "short.json"]);
+
+    // Caption pixels appear exactly on the first word's frame (clip 0.5 s)
+    // and not one frame earlier, only inside the safe caption box.
+    let [_, y0, _, y1] = CaptionLayout::new(Aspect::Vertical, CaptionStyle::Bold).caption_box();
+    let (y0, y1) = (y0 as usize, y1 as usize);
+    // (Decoding from `t` gives the first frame at or after `t`.)
+    let before = Frame::at(&r.video, 0.45, 1080).await;
+    assert_eq!(before.find(0, 1920, bright).0, 0, "nothing before the first word");
+    let first = Frame::at(&r.video, 0.49, 1080).await;
+    assert!(first.find(y0, y1, highlight).0 > 500, "the first word lights up on its own frame");
+
+    // Mid-word frames: white caption pixels in the caption box, the spoken
+    // word in the highlight colour where that word is, nothing elsewhere.
+    for (t, side) in [(0.7, -1.0), (1.05, 0.0), (1.5, 1.0)] {
+        let f = Frame::at(&r.video, t, 1080).await;
+        let (n_white, _) = f.find(y0, y1, white);
+        let (n_hi, x_hi) = f.find(y0, y1, highlight);
+        assert!(n_white > 1000 && n_hi > 500, "t={t}: {n_white} white, {n_hi} highlighted");
+        let offset = (x_hi - 540.0) / 540.0;
+        assert!(if side == 0.0 { offset.abs() < 0.1 } else { offset * side > 0.15 }, "t={t}: highlight at {x_hi}");
+        assert_eq!(f.find(0, y0, bright).0 + f.find(y1, 1920, bright).0, 0, "t={t}: stray caption pixels");
+    }
+    // Between the groups (the first held until 2.3 s, the next at 2.6 s).
+    assert_eq!(Frame::at(&r.video, 2.45, 1080).await.find(0, 1920, bright).0, 0);
+    assert!(Frame::at(&r.video, 3.7, 1080).await.find(y0, y1, highlight).0 > 500);
+}
+
+#[tokio::test]
+async fn loudness_lands_on_target_for_quiet_normal_and_loud_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    for gain in [-25, 0, 15] {
+        let name = format!("speech{gain}.mp4");
+        let src = source(dir.path(), &name, "testsrc2=s=640x360:r=30", 9, gain).await;
+        let recipe = recipe(&src, 0.4, 8.4, Aspect::Square, Reframe::Crop { x: None }, CaptionStyle::None);
+        let r = run(&recipe, &RenderOutputs::in_dir(&dir.path().join("out"), &format!("s{gain}"))).await.unwrap();
+        let report = r.loudness.unwrap();
+        // Measure the delivered AAC with ebur128, as a platform would.
+        let meta = dir.path().join(format!("m{gain}.txt"));
+        let graph = format!("ebur128=peak=true:metadata=1,ametadata=mode=print:file={}", meta.display());
+        let args = ["-i", &file_arg(&r.video), "-map", "0:a", "-af", &graph, "-f", "null", "-"];
+        ff().run(Run { args: args.map(str::to_owned).to_vec(), media_seconds: 8.0, on_progress: None, cancel: None })
+            .await
+            .unwrap();
+        let measured = loudness::parse(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+        assert!((measured.integrated - -14.0).abs() <= 1.0, "{gain} dB: {measured:?} {report:?}");
+        assert!(measured.true_peak <= -1.0, "{gain} dB: {measured:?} {report:?}");
+        assert!((report.output.integrated - -14.0).abs() <= 0.3, "{report:?}");
+        assert!(report.source.integrated < -30.0 || gain != -25, "{report:?}");
+    }
+}
+
+#[tokio::test]
+async fn cuts_are_frame_accurate_and_re_renders_are_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    // Frame n of the source has luma 16 + 4n: the first output frame tells
+    // which source frame the cut started on.
+    let src = source(dir.path(), "frames.mp4", "nullsrc=s=320x240:r=25,geq=lum='16+4*N':cb=128:cr=128", 4, 0).await;
+    let grey = |n: f64| (4.0 * n) * 255.0 / 219.0;
+    for (start, frame) in [(1.0, 25.0), (1.6, 40.0), (2.02, 50.5)] {
+        let recipe = recipe(&src, start, start + 1.0, Aspect::Landscape, Reframe::Crop { x: None }, CaptionStyle::None);
+        let r = run(&recipe, &RenderOutputs::in_dir(&dir.path().join("cut"), "c")).await.unwrap();
+        let f = Frame::at(&r.video, 0.0, 1920).await;
+        let mean = f.rgb.iter().map(|&c| f64::from(c)).sum::<f64>() / f.rgb.len() as f64;
+        // Within one frame of the start (4 luma steps a frame; 2.02 s lies
+        // between frames 50 and 51).
+        assert!(
+            (mean - grey(frame)).abs() < grey(1.0) * 0.75 + if frame.fract() > 0.0 { grey(0.5) } else { 0.0 },
+            "start {start}: mean {mean}, want {}",
+            grey(frame)
+        );
+        check_outputs(&r, &recipe, 1.0, 25.0).await;
+    }
+
+    // A recipe renders the same way every time.
+    let recipe = recipe(&src, 0.52, 3.0, Aspect::Portrait, Reframe::Crop { x: Some(0.3) }, CaptionStyle::Highlight);
+    let recipe = ClipRecipe { words: vec![word("again", 0.6, 1.2), word("and again", 1.3, 2.0)], ..recipe };
+    let a = run(&recipe, &RenderOutputs::in_dir(&dir.path().join("a"), "x")).await.unwrap();
+    // The saved recipe alone reproduces it.
+    let saved: ClipRecipe = serde_json::from_slice(&std::fs::read(&a.recipe).unwrap()).unwrap();
+    let b = run(&saved, &RenderOutputs::in_dir(&dir.path().join("b"), "x")).await.unwrap();
+    let (pa, pb) = (check_outputs(&a, &recipe, 2.48, 25.0).await, check_outputs(&b, &recipe, 2.48, 25.0).await);
+    for key in [
+        "codec_name",
+        "profile",
+        "pix_fmt",
+        "width",
+        "height",
+        "r_frame_rate",
+        "nb_frames",
+        "sample_rate",
+        "channels",
+        "duration",
+    ] {
+        for kind in ["video", "audio"] {
+            assert_eq!(stream(&pa, kind)[key], stream(&pb, kind)[key], "{kind} {key}");
+        }
+    }
+    assert_eq!(pa["format"]["duration"], pb["format"]["duration"]);
+    assert_eq!(a.duration, b.duration);
+    assert!(std::fs::read(&a.video).unwrap() == std::fs::read(&b.video).unwrap(), "bit-identical");
+}
+
+#[tokio::test]
+async fn every_preset_and_style_and_awkward_output_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), "wide.mp4", "color=c=0x203040:s=1280x720:r=30", 3, 0).await;
+    // Quotes, colons, commas, brackets and blanks must survive the filter graph escaping.
+    let out = dir.path().join("it's a [weird]: dir, ok;");
+    let words = vec![word("Just", 0.5, 0.9), word("one", 0.9, 1.3), word("{\\i1}test", 1.3, 2.0)];
+    for (aspect, reframe, style) in [
+        (Aspect::Square, Reframe::Crop { x: Some(0.2) }, CaptionStyle::Highlight),
+        (Aspect::Portrait, Reframe::Fit, CaptionStyle::Boxed),
+        (Aspect::Landscape, Reframe::Crop { x: None }, CaptionStyle::Bold),
+        (Aspect::Vertical, Reframe::Crop { x: Some(0.9) }, CaptionStyle::Boxed),
+    ] {
+        let mut recipe = recipe(&src, 0.0, 2.0, aspect, reframe, style);
+        recipe.words = words.clone();
+        let stem = format!("{}x{}", aspect.size().0, aspect.size().1);
+        let r = run(&recipe, &RenderOutputs::in_dir(&out, &stem)).await.unwrap();
+        check_outputs(&r, &recipe, 2.0, 30.0).await;
+        let (w, h) = aspect.size();
+        let [_, y0, _, y1] = CaptionLayout::new(aspect, style).caption_box();
+        let f = Frame::at(&r.video, 1.1, w).await;
+        assert_eq!(f.height(), h as usize);
+        let (n, x) = f.find(y0 as usize, y1 as usize, highlight);
+        assert!(n > 300, "{aspect:?} {style:?}: {n}");
+        assert!((x - f64::from(w) / 2.0).abs() < f64::from(w) * 0.1, "{aspect:?}: the middle word is lit, at {x}");
+    }
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 12);
+}
+
+#[tokio::test]
+async fn bad_sources_and_ranges_fail_cleanly_and_cancelling_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let outputs = RenderOutputs::in_dir(&out, "x");
+    let mk = |source: &Path| recipe(source, 0.0, 1.0, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+
+    let missing = run(&mk(&dir.path().join("missing.mp4")), &outputs).await.unwrap_err();
+    assert!(matches!(missing, RenderError::Media(Error::Io { .. })), "{missing}");
+    generate(dir.path(), "secret.ts", &["-f", "lavfi", "-i", "testsrc2=d=1", "-f", "mpegts"]).await;
+    let playlist = dir.path().join("evil.mp4");
+    std::fs::write(&playlist, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nsecret.ts\n#EXT-X-ENDLIST\n").unwrap();
+    let err = run(&mk(&playlist), &outputs).await.unwrap_err();
+    assert!(matches!(err, RenderError::Media(Error::InvalidMedia(_))), "{err}");
+    let mut ftp = mk(&playlist);
+    ftp.source = "ftp://example.com/a.mp4".into();
+    assert!(matches!(run(&ftp, &outputs).await, Err(RenderError::InvalidRecipe(_))));
+
+    let src = source(dir.path(), "talk.mp4", "testsrc2=s=1280x720:r=30", 12, 0).await;
+    let late = recipe(&src, 20.0, 30.0, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+    assert!(matches!(run(&late, &outputs).await, Err(RenderError::InvalidRecipe(_))));
+    // A range running past the end is cut at the end of the source.
+    let tail = recipe(&src, 11.0, 14.0, Aspect::Square, Reframe::Fit, CaptionStyle::None);
+    let r = run(&tail, &outputs).await.unwrap();
+    assert!((r.duration - 1.0).abs() < 0.05, "{}", r.duration);
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let cancel = CancellationToken::new();
+    let long = recipe(&src, 0.0, 12.0, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+    let trigger = cancel.clone();
+    let err = render(
+        &ff(),
+        &long,
+        &outputs,
+        &RenderOptions::default(),
+        move |p| {
+            if p > 0.05 {
+                trigger.cancel();
+            }
+        },
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RenderError::Media(Error::Cancelled)), "{err}");
+    assert_only(&out, &[]);
+}
