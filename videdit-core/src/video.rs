@@ -158,6 +158,9 @@ pub struct Video {
     pub duration_seconds: Option<f64>,
     /// Size of the source in bytes, once uploaded.
     pub size_bytes: Option<i64>,
+    /// Where the uploaded source is stored (never sent to clients).
+    #[serde(default, skip_serializing)]
+    pub source_key: Option<crate::storage::ObjectKey>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -69,6 +69,37 @@ pub enum Error {
     /// A codec we do not decode.
     #[error("unsupported codec {0}")]
     UnsupportedCodec(String),
+    /// A Whisper model that is not where configuration says, or not a
+    /// known name to download.
+    #[error("model {model} not found: {hint}")]
+    ModelNotFound {
+        /// The name or path asked for.
+        model: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A model file that whisper.cpp or the importer cannot read.
+    #[error("invalid model {}: {reason}", path.display())]
+    InvalidModel {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Downloading a model failed (offline, HTTP error, checksum mismatch).
+    #[error("downloading {url} failed: {reason}")]
+    Download {
+        /// What was fetched.
+        url: String,
+        /// Why.
+        reason: String,
+        /// Whether trying again later may help (network errors do; a wrong
+        /// checksum or a 404 does not).
+        retryable: bool,
+    },
+    /// whisper.cpp failed while transcribing.
+    #[error("transcription failed: {0}")]
+    Transcription(String),
     /// Local file I/O.
     #[error("{op}: {source}")]
     Io {
@@ -91,7 +122,14 @@ impl Error {
             Self::TooLarge { .. } => ErrorCode::UploadTooLarge,
             Self::UnsupportedCodec(_) => ErrorCode::UnsupportedCodec,
             Self::Timeout { .. } => ErrorCode::Timeout,
-            Self::Spawn { .. } | Self::Failed { .. } | Self::Cancelled | Self::Io { .. } => ErrorCode::Internal,
+            Self::Spawn { .. }
+            | Self::Failed { .. }
+            | Self::Cancelled
+            | Self::Io { .. }
+            | Self::ModelNotFound { .. }
+            | Self::InvalidModel { .. }
+            | Self::Download { .. }
+            | Self::Transcription(_) => ErrorCode::Internal,
         }
     }
 
@@ -99,7 +137,14 @@ impl Error {
     /// input never does).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Failed { .. } | Self::Spawn { .. } | Self::Io { .. })
+        matches!(
+            self,
+            Self::Timeout { .. }
+                | Self::Failed { .. }
+                | Self::Spawn { .. }
+                | Self::Io { .. }
+                | Self::Download { retryable: true, .. }
+        )
     }
 }
 

@@ -6,12 +6,16 @@
 //! pipeline build on these.
 
 pub mod analyze;
+pub mod audio;
 pub mod captions;
 pub mod error;
+pub mod models;
+pub mod pipeline;
 pub mod probe;
 pub mod process;
 pub mod render;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod transcribe;
 
 pub use error::{Error, Result};

@@ -240,6 +240,150 @@ impl Ffmpeg {
     }
 }
 
+/// An ffmpeg run whose stdout is read as a stream (raw audio samples, for
+/// example), started by [`Ffmpeg::spawn_stdout`].
+///
+/// The deadline and the no-progress timeout count only the time spent
+/// waiting in [`StdoutRun::read`]: a consumer that stops reading for a
+/// while (to transcribe what it has) stalls ffmpeg on a full pipe without
+/// that counting against it. The child is killed when the run is dropped.
+pub struct StdoutRun {
+    program: String,
+    child: tokio::process::Child,
+    stdout: tokio::process::ChildStdout,
+    tail: std::sync::Arc<std::sync::Mutex<VecDeque<String>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
+    budget: Duration,
+    waited: Duration,
+    no_progress_timeout: Duration,
+    cancel: CancellationToken,
+    span: tracing::Span,
+}
+
+impl Ffmpeg {
+    /// Starts ffmpeg with its stdout piped to the caller (the arguments
+    /// must write to `pipe:1`). `media_seconds` sets the deadline as for
+    /// [`Ffmpeg::run`].
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] when ffmpeg cannot be started.
+    pub fn spawn_stdout(&self, args: &[String], media_seconds: f64, cancel: CancellationToken) -> Result<StdoutRun> {
+        use tokio::io::AsyncBufReadExt;
+        let span = tracing::info_span!("ffmpeg", args = %args.join(" "));
+        let program = self.ffmpeg.display().to_string();
+        let mut child = tokio::process::Command::new(&self.ffmpeg)
+            .args(["-hide_banner", "-nostdin", "-nostats"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| Error::Spawn { program: program.clone(), source })?;
+        let stdout = child.stdout.take().ok_or_else(|| Error::Io {
+            op: "opening ffmpeg's stdout",
+            source: std::io::Error::other("no stdout pipe"),
+        })?;
+        let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let stderr_task = child.stderr.take().map(|stderr| {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut t = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            })
+        });
+        Ok(StdoutRun {
+            program,
+            child,
+            stdout,
+            tail,
+            stderr_task,
+            budget: self.deadline_for(media_seconds),
+            waited: Duration::ZERO,
+            no_progress_timeout: self.no_progress_timeout,
+            cancel,
+            span,
+        })
+    }
+}
+
+impl StdoutRun {
+    fn stderr_tail(&self) -> Vec<String> {
+        self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+
+    /// Reads up to `buf.len()` bytes; `Ok(0)` at the end of the stream,
+    /// once ffmpeg has exited successfully.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (deadline or no data for the no-progress
+    /// timeout), [`Error::Cancelled`], [`Error::Failed`] with the stderr
+    /// tail when ffmpeg exits with an error, [`Error::Io`].
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        use tokio::io::AsyncReadExt;
+        let started = Instant::now();
+        let limit = self.no_progress_timeout.min(self.budget.saturating_sub(self.waited));
+        let result = tokio::select! {
+            r = tokio::time::timeout(limit, self.stdout.read(buf)) => r,
+            () = self.cancel.cancelled() => {
+                let _ = self.child.start_kill();
+                return Err(Error::Cancelled);
+            }
+        };
+        self.waited += started.elapsed();
+        match result {
+            Ok(Ok(0)) => self.finish().await.map(|()| 0),
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(source)) => Err(Error::Io { op: "reading ffmpeg's output", source }),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                let (what, seconds) = if self.waited >= self.budget {
+                    ("timed out", self.budget.as_secs_f64())
+                } else {
+                    ("made no progress", self.no_progress_timeout.as_secs_f64())
+                };
+                Err(Error::Timeout { program: self.program.clone(), what, seconds, stderr: self.stderr_tail() })
+            }
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        let status = tokio::select! {
+            s = tokio::time::timeout(self.no_progress_timeout, self.child.wait()) => s,
+            () = self.cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        let status = match status {
+            Ok(s) => s.map_err(|source| Error::Io { op: "waiting for ffmpeg", source })?,
+            Err(_) => {
+                let _ = self.child.start_kill();
+                return Err(Error::Timeout {
+                    program: self.program.clone(),
+                    what: "made no progress",
+                    seconds: self.no_progress_timeout.as_secs_f64(),
+                    stderr: self.stderr_tail(),
+                });
+            }
+        };
+        // The stderr reader ends with the process; wait for its last lines.
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if status.success() {
+            Ok(())
+        } else {
+            let _enter = self.span.enter();
+            tracing::debug!(%status, stderr = ?self.stderr_tail(), "ffmpeg failed");
+            Err(Error::Failed { program: self.program.clone(), status: status.to_string(), stderr: self.stderr_tail() })
+        }
+    }
+}
+
 /// Input arguments that open `input` safely: only the protocols that a local
 /// file or a presigned HTTP(S) URL needs, and only real media demuxers.
 #[must_use]

@@ -261,8 +261,21 @@ pub async fn make_talk(ffmpeg: &Ffmpeg, spec: &TalkSpec, out: &Path) -> Result<T
     args.extend(["-i".into(), file_arg(&wav), "-t".into(), format!("{duration:.3}")]);
     if spec.size.is_some() {
         args.extend(
-            ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p"]
-                .map(String::from),
+            [
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+            ]
+            .map(String::from),
         );
     }
     args.extend(["-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", "-y"].map(String::from));
@@ -342,7 +355,10 @@ mod tests {
 
     #[test]
     fn sentences_split_at_terminal_punctuation() {
-        assert_eq!(split_sentences("Hi there. How are you? Fine!  ok"), vec!["Hi there.", "How are you?", "Fine!", "ok"]);
+        assert_eq!(
+            split_sentences("Hi there. How are you? Fine!  ok"),
+            vec!["Hi there.", "How are you?", "Fine!", "ok"]
+        );
     }
 
     #[test]
@@ -358,4 +374,38 @@ mod tests {
         assert_eq!(t.len(), 7);
         assert_eq!(t[3], SLEEP);
     }
+}
+
+/// The faster-whisper `tiny.en` test model (from `VIDEDIT_TEST_CT2_TINY_EN`,
+/// set by `scripts/fetch-test-model.sh --print-env`) imported as ggml f16,
+/// converted on first use and cached under `VIDEDIT_TEST_MODEL_CACHE`
+/// (default `~/.cache/videdit/test-models`) keyed by the size and
+/// modification time of its `model.bin`. The import writes through a
+/// temporary file and a rename, so test processes racing to create it are
+/// safe.
+///
+/// # Panics
+/// When the variable is unset or the import fails: these tests cannot run
+/// without the model, and say how to get it.
+#[must_use]
+pub fn tiny_en_test_model() -> PathBuf {
+    let Some(dir) = std::env::var_os("VIDEDIT_TEST_CT2_TINY_EN").map(PathBuf::from) else {
+        panic!(
+            "tests that transcribe need the tiny.en test model: eval \"$(scripts/fetch-test-model.sh --print-env)\""
+        );
+    };
+    let meta = std::fs::metadata(dir.join("model.bin"))
+        .unwrap_or_else(|e| panic!("{}/model.bin: {e}; run scripts/fetch-test-model.sh", dir.display()));
+    let mtime =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+    let cache = std::env::var_os("VIDEDIT_TEST_MODEL_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/videdit/test-models"),
+        PathBuf::from,
+    );
+    let out = cache.join("ggml-by-stamp").join(format!("{}-{mtime}", meta.len())).join("ggml-tiny.en.bin");
+    if !out.is_file() {
+        crate::models::import_ct2(&dir, &out, crate::models::WeightType::F16)
+            .unwrap_or_else(|e| panic!("importing {}: {e}", dir.display()));
+    }
+    out
 }

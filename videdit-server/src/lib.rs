@@ -9,7 +9,9 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod health;
+pub mod media_jobs;
 pub mod metrics;
 pub mod pipeline_jobs;
 pub mod rate_limit;

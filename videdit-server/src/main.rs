@@ -20,6 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Turn one long video into ranked, captioned shorts (no database, no S3).
+    Process(videdit_server::cli::ProcessArgs),
+    /// Manage Whisper models (list, import a faster-whisper model, download).
+    Models {
+        #[command(subcommand)]
+        command: videdit_server::cli::ModelsCommand,
+    },
     /// Run the REST API (configured by environment: DATABASE_URL, storage, CLERK_*, BIND_ADDR).
     Serve {
         /// Also run a worker in this process (single-machine deployments).
@@ -52,6 +59,16 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Process(args) => {
+            let config = Config::from_env(ConfigCommand::Process)?;
+            videdit_server::telemetry::init_with(config.environment, "warn");
+            videdit_server::cli::process(&config, args).await
+        }
+        Command::Models { command } => {
+            let config = Config::from_env(ConfigCommand::Process)?;
+            videdit_server::telemetry::init_with(config.environment, "warn");
+            tokio::task::spawn_blocking(move || videdit_server::cli::models(&config, command)).await?
+        }
         Command::Openapi { out } => {
             let spec = videdit_server::openapi_spec();
             if let Some(dir) = out.parent() {
@@ -141,7 +158,13 @@ async fn run_worker(
     health: Option<String>,
 ) -> anyhow::Result<()> {
     use videdit_server::worker;
-    let worker = worker::build(pool.clone(), worker::config(config), worker::Deps { storage })?;
+    let media = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || videdit_server::media_jobs::MediaDeps::from_config(&config)).await??
+    };
+    tracing::info!(model = %media.model_name, "Whisper model loaded");
+    let deps = worker::Deps { storage, media: Some(Arc::new(media)) };
+    let worker = worker::build(pool.clone(), worker::config(config), deps)?;
     let metrics = worker.metrics();
     let mut conn = pool.acquire().await?;
     worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;

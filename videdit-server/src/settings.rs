@@ -22,6 +22,56 @@ pub struct Limits {
     pub request_burst: f64,
 }
 
+impl Limits {
+    /// The limits from `LIMIT_*` variables (the worker reads them too).
+    ///
+    /// # Errors
+    /// One [`ConfigError`] per bad value.
+    pub fn from_env() -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let limits = Self::from_env_into(&mut errors);
+        if errors.is_empty() { Ok(limits) } else { Err(errors) }
+    }
+
+    fn from_env_into(errors: &mut Vec<ConfigError>) -> Self {
+        let mut limits = Limits::default();
+        if let Some(v) = var("LIMIT_UPLOAD_BYTES") {
+            match v.parse::<u64>() {
+                Ok(n) if n > 0 => limits.max_upload_bytes = n,
+                _ => errors.push(ConfigError {
+                    var: "LIMIT_UPLOAD_BYTES",
+                    message: format!("{v:?} is not a positive number"),
+                }),
+            }
+        }
+        if let Some(v) = var("LIMIT_DURATION_SECONDS") {
+            match v.parse::<f64>() {
+                Ok(n) if n > 0.0 => limits.max_duration_seconds = n,
+                _ => errors.push(ConfigError {
+                    var: "LIMIT_DURATION_SECONDS",
+                    message: format!("{v:?} is not a positive number"),
+                }),
+            }
+        }
+        if let Some(v) = var("LIMIT_REQUESTS_PER_SECOND") {
+            match v.parse::<f64>() {
+                Ok(n) if n >= 0.0 => limits.requests_per_second = n,
+                _ => errors.push(ConfigError {
+                    var: "LIMIT_REQUESTS_PER_SECOND",
+                    message: format!("{v:?} is not a number >= 0"),
+                }),
+            }
+        }
+        limits
+    }
+
+    /// What media the worker accepts.
+    #[must_use]
+    pub fn media(&self) -> videdit_media::probe::MediaLimits {
+        videdit_media::probe::MediaLimits { max_duration: self.max_duration_seconds, max_bytes: self.max_upload_bytes }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -110,34 +160,7 @@ impl ServerSettings {
                 AuthSettings::InsecureDev
             }
         };
-        let mut limits = Limits::default();
-        if let Some(v) = var("LIMIT_UPLOAD_BYTES") {
-            match v.parse::<u64>() {
-                Ok(n) if n > 0 => limits.max_upload_bytes = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_UPLOAD_BYTES",
-                    message: format!("{v:?} is not a positive number"),
-                }),
-            }
-        }
-        if let Some(v) = var("LIMIT_DURATION_SECONDS") {
-            match v.parse::<f64>() {
-                Ok(n) if n > 0.0 => limits.max_duration_seconds = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_DURATION_SECONDS",
-                    message: format!("{v:?} is not a positive number"),
-                }),
-            }
-        }
-        if let Some(v) = var("LIMIT_REQUESTS_PER_SECOND") {
-            match v.parse::<f64>() {
-                Ok(n) if n >= 0.0 => limits.requests_per_second = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_REQUESTS_PER_SECOND",
-                    message: format!("{v:?} is not a number >= 0"),
-                }),
-            }
-        }
+        let limits = Limits::from_env_into(&mut errors);
         if errors.is_empty() { Ok(Self { bind, auth, limits }) } else { Err(errors) }
     }
 }

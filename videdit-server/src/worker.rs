@@ -13,6 +13,7 @@ use videdit_core::storage::{KeyPrefix, Storage};
 use videdit_core::{JobKind, VideoStatus};
 use videdit_queue::{JobContext, JobError, JobSpec, Outcome, RetryPolicy, Worker, WorkerConfig};
 
+use crate::media_jobs::{self, MediaDeps};
 use crate::pipeline_jobs::{MAINTENANCE_QUEUE, MEDIA_QUEUE, VideoJob};
 
 /// How often abandoned uploads are looked for.
@@ -23,6 +24,9 @@ pub const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 pub struct Deps {
     /// Object storage.
     pub storage: Arc<dyn Storage>,
+    /// ffmpeg, the Whisper model and media settings. Without them the
+    /// worker runs only housekeeping jobs (and claims nothing else).
+    pub media: Option<Arc<MediaDeps>>,
 }
 
 fn retryable(e: impl std::fmt::Display) -> JobError {
@@ -35,8 +39,8 @@ fn retryable(e: impl std::fmt::Display) -> JobError {
 /// A bad concurrency.
 pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_queue::Result<Worker> {
     let d1 = deps.clone();
-    let d2 = deps;
-    Ok(Worker::new(pool, config)?
+    let d2 = deps.clone();
+    let mut worker = Worker::new(pool, config)?
         .register(JobKind::Delete.as_str(), Some(Duration::from_secs(600)), RetryPolicy::default(), move |ctx| {
             let d = d1.clone();
             async move { delete(ctx, d).await }
@@ -49,7 +53,26 @@ pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_qu
                 let d = d2.clone();
                 async move { cleanup_uploads(ctx, d).await }
             },
-        ))
+        );
+    if let Some(media) = deps.media {
+        let storage = deps.storage;
+        // Timeouts are generous ceilings (ffmpeg runs have their own
+        // duration-based deadlines): 4 h of media transcribes in about an hour.
+        macro_rules! media_handler {
+            ($kind:expr, $timeout:expr, $handler:path) => {{
+                let (s, m) = (storage.clone(), media.clone());
+                worker = worker.register($kind.as_str(), Some($timeout), RetryPolicy::default(), move |ctx| {
+                    let (s, m) = (s.clone(), m.clone());
+                    async move { $handler(ctx, s, m).await }
+                });
+            }};
+        }
+        media_handler!(JobKind::Ingest, Duration::from_secs(300), media_jobs::ingest);
+        media_handler!(JobKind::Transcribe, Duration::from_secs(4 * 3600), media_jobs::transcribe);
+        media_handler!(JobKind::Analyze, Duration::from_secs(600), media_jobs::analyze);
+        media_handler!(JobKind::Render, Duration::from_secs(3600), media_jobs::render_short);
+    }
+    Ok(worker)
 }
 
 /// Worker settings from the core configuration.

@@ -25,7 +25,7 @@ pub use idempotency::{
     IDEMPOTENCY_TTL_HOURS, IdempotencyClaim, claim_idempotency, finish_idempotency, release_idempotency,
 };
 pub use orgs::{Membership, Role, find_membership, personal_org, upsert_membership, upsert_org, upsert_user};
-pub use shorts::{NewShort, get_short, list_shorts, replace_shorts, set_short_outputs, set_short_status};
+pub use shorts::{NewShort, edit_short, get_short, list_shorts, replace_shorts, set_short_outputs, set_short_status};
 pub use transcripts::{get_transcript, has_transcript, put_transcript};
 pub use uploads::{NewUpload, Upload, UploadState, expired_uploads, finish_upload, get_upload, insert_upload};
 pub use videos::{

@@ -195,3 +195,29 @@ pub async fn set_short_outputs(
     .await?;
     row.ok_or_else(|| short_not_found(id))?.into_short()
 }
+
+/// Records a user's edit of a short (its range and title, from an edited
+/// recipe) and marks it pending for its re-render.
+///
+/// # Errors
+/// `short_not_found`.
+pub async fn edit_short(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    id: ShortId,
+    range: TimeRange,
+    title: &str,
+) -> Result<Short> {
+    let row: Option<ShortRow> = sqlx::query_as(&format!(
+        "UPDATE videdit.shorts SET start_seconds = $3, end_seconds = $4, title = $5, status = 'pending', updated_at = now()
+         WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(org)
+    .bind(id)
+    .bind(range.start())
+    .bind(range.end())
+    .bind(title)
+    .fetch_optional(db)
+    .await?;
+    row.ok_or_else(|| short_not_found(id))?.into_short()
+}

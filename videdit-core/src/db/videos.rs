@@ -82,6 +82,7 @@ struct VideoRow {
     failure_reason: Option<String>,
     duration_seconds: Option<f64>,
     size_bytes: Option<i64>,
+    source_key: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -97,13 +98,18 @@ impl VideoRow {
             status,
             duration_seconds: self.duration_seconds,
             size_bytes: self.size_bytes,
+            source_key: self
+                .source_key
+                .map(ObjectKey::parse)
+                .transpose()
+                .map_err(|e| Error::InvalidState(e.to_string()))?,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
     }
 }
 
-const VIDEO_COLUMNS: &str = "v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.created_at, v.updated_at";
+const VIDEO_COLUMNS: &str = "v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at";
 
 fn video_not_found(id: VideoId) -> Error {
     Error::not_found(ErrorCode::VideoNotFound, format!("video {id}"))
@@ -126,7 +132,7 @@ pub async fn insert_video(db: impl PgExecutor<'_>, org: OrgId, new: &NewVideo) -
     let row: VideoRow = sqlx::query_as(
         "INSERT INTO videdit.videos AS v (id, org_id, title, state, stage, failure_reason, source_key, content_type, size_bytes, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         RETURNING v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.created_at, v.updated_at",
+         RETURNING v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at",
     )
     .bind(new.id)
     .bind(org)

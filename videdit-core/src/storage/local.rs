@@ -284,6 +284,10 @@ fn file_stream(file: fs::File, len: u64) -> ByteStream {
 
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
+    fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
+        Some(self.object_path(key))
+    }
+
     async fn put_file(&self, key: &ObjectKey, path: &Path, content_type: &str) -> Result<ObjectMeta> {
         check_content_type(content_type)?;
         let file = fs::File::open(path).await.map_err(Error::io("opening the file to store"))?;

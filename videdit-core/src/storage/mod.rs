@@ -167,6 +167,13 @@ pub struct CompletedPart {
 /// no method accepts a raw client-chosen key.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// The object as a file on this machine, when the backend keeps it as
+    /// one (local storage): workers read it directly instead of through a
+    /// presigned URL. `None` for remote backends.
+    fn local_path(&self, _key: &ObjectKey) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Stores a local file.
     ///
     /// # Errors

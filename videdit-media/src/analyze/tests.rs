@@ -8,6 +8,7 @@ use videdit_core::transcript::{Segment, Transcript, Word};
 use super::prepare::Prepared;
 use super::score::{self, evaluate};
 use super::*;
+use crate::testing::{FILLER, HOOK_STORY_PAYOFF, MID_THOUGHT, PRACTICE, SLEEP, small_talk};
 
 /// A transcript built from paragraphs, with the word range of each.
 struct Talk {
@@ -76,76 +77,6 @@ fn score_part(talk: &Talk, part: usize) -> score::Candidate {
     let p = Prepared::new(&talk.transcript, None, &[]);
     let s = sentences_in(&p, &talk.parts[part]);
     evaluate(&p, s.start, s.end - 1)
-}
-
-const HOOK_STORY_PAYOFF: &str = "Why do most people retire broke even when they earn a good salary? When my \
-    grandmother turned twenty five, she started putting fifty dollars a month into an index fund. She never \
-    touched it, not once, through three recessions. Her friends laughed at her and bought new cars instead. By \
-    the time she retired, that fund had grown to more than four hundred thousand dollars. The money itself did \
-    almost none of the work. Compound interest did the work, and time was the only ingredient she needed. So the \
-    lesson is simple: start early, stay invested, and let compound interest carry you.";
-
-const FILLER: &str = "Um, so, yeah, uh, I was, you know, thinking about the weather the other day. It was, like, \
-    kind of nice, I guess. Uh, we had some coffee and, um, you know, just sort of talked. I mean, it was fine, it \
-    was okay. Um, yeah, so anyway, uh, where was I. Oh right, uh, so, the, um, the thing is, you know, it's kind \
-    of hard to say. Yeah. Um, anyway, uh, let me just, you know, check the time real quick.";
-
-const MID_THOUGHT: &str = "And that is why he decided to sell the restaurant after all those years. But the \
-    buyer backed out two days before the signing, so he kept the keys. Then the kitchen flooded and the insurance \
-    company refused to pay for the repairs. He spent the whole winter fixing the floors himself with borrowed \
-    tools. By spring the restaurant was open again and busier than it had been in years. That is the part of \
-    the story he tells every new cook on their first day.";
-
-const SLEEP: &str = "Ninety percent of the people in this room are sleeping less than they need. In one study, \
-    researchers let volunteers sleep only six hours a night for two weeks. By the end, their reaction times were \
-    as slow as people who had not slept at all for two days. The strange part is that the volunteers felt fine. \
-    They rated their own alertness as almost normal, even while their scores kept falling. Sleep loss hides its \
-    own damage, which is why you cannot trust how rested you feel. Protect eight hours of sleep the way you \
-    would protect a meeting with your boss.";
-
-const PRACTICE: &str = "Everything you were taught about talent is wrong. The best violinists in a famous Berlin \
-    study were not the most gifted children. They were the ones who had spent the most hours in deliberate \
-    practice, alone, working on the passages they could not yet play. Ten thousand hours is the number everyone \
-    remembers, but the hours were never the point. The point was the kind of practice: focused, uncomfortable, \
-    and measured. Talent is what deliberate practice looks like from the outside.";
-
-/// Small talk and rambling, cycled to pad a talk.
-const SMALL_TALK: &[&str] = &[
-    "Um, so, yeah, thanks everyone for coming out today.",
-    "I think the room is a little bit cold, but that's okay.",
-    "Uh, let me just check that the slides are working.",
-    "So, you know, we'll get into it in a minute.",
-    "Yeah, it's been a long week for a lot of us, I guess.",
-    "I mean, the traffic this morning was, like, pretty bad.",
-    "Anyway, um, where was I going with this.",
-    "Right, so, there's a few things I wanted to mention.",
-    "It's kind of a funny thing, but, uh, I forgot my notes.",
-    "Okay, let's see, the next slide is, um, this one.",
-    "We'll, uh, take some questions at the end, probably.",
-    "So, yeah, that's kind of the general idea, I suppose.",
-    "I had a coffee before this, so, uh, hopefully I'm awake.",
-    "Um, the weather has been really nice lately, hasn't it.",
-    "Anyway, I digress, as usual.",
-    "Let me, uh, go back a slide, sorry about that.",
-    "So where were we, right, okay.",
-    "It's, you know, one of those things that happens.",
-    "I don't know, it's hard to explain, really.",
-    "Uh, my cat woke me up at five this morning, which was fun.",
-    "Okay, so, moving on.",
-    "Yeah, so, that's basically it for that part.",
-    "Um, I think, uh, I think that's right.",
-    "Sorry, I lost my train of thought there.",
-    "We can, um, come back to that later if there's time.",
-    "Thanks again to the organisers for having me here.",
-    "The microphone is working, right, can everyone hear me?",
-    "Anyway, it's fine, it's all fine.",
-    "Uh, let me drink some water real quick.",
-    "So, um, yeah.",
-];
-
-/// `sentences` small-talk sentences starting at `from` in a fixed stride.
-fn small_talk(from: usize, sentences: usize) -> String {
-    (0..sentences).map(|i| SMALL_TALK[(from + i * 7) % SMALL_TALK.len()]).collect::<Vec<_>>().join(" ")
 }
 
 /// A ten-minute talk: small talk with the three strong passages planted at

@@ -4,6 +4,7 @@ pub mod error;
 mod idempotency;
 mod jobs;
 mod models;
+mod recipes;
 mod uploads;
 mod videos;
 
@@ -34,12 +35,12 @@ pub enum ApiTags {
 }
 
 /// All API operations.
-pub type Api = (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi);
+pub type Api = (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi, recipes::RecipesApi);
 
 /// Builds the API.
 #[must_use]
 pub fn api() -> Api {
-    (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi)
+    (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi, recipes::RecipesApi)
 }
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

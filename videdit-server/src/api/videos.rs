@@ -66,7 +66,7 @@ fn short_id(raw: &str) -> ApiResult<ShortId> {
 
 async fn short_body(state: &AppState, s: &Short) -> ApiResult<ShortBody> {
     let Some(out) = &s.outputs else { return Ok(ShortBody::new(s, None, None)) };
-    let name = format!("{:02}-{}.mp4", s.rank, slug(&s.title));
+    let name = format!("{:02}-{}.mp4", s.rank, videdit_media::pipeline::slug(&s.title));
     let video = state
         .storage
         .presign_get(&out.video, &PresignGet { expires_in: DOWNLOAD_URL_TTL, download_name: Some(name) })
@@ -76,20 +76,6 @@ async fn short_body(state: &AppState, s: &Short) -> ApiResult<ShortBody> {
         .presign_get(&out.thumbnail, &PresignGet { expires_in: DOWNLOAD_URL_TTL, download_name: None })
         .await?;
     Ok(ShortBody::new(s, Some(video.url), Some(thumb.url)))
-}
-
-/// A file-name-safe version of a title.
-fn slug(title: &str) -> String {
-    let mut out = String::new();
-    for c in title.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out.trim_end_matches('-');
-    if out.is_empty() { "short".into() } else { out.chars().take(60).collect() }
 }
 
 #[OpenApi(tag = "ApiTags::Videos")]
@@ -252,14 +238,4 @@ impl VideosApi {
 
 fn default_limit() -> u32 {
     20
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn slugs() {
-        assert_eq!(super::slug("Why Compound Interest Wins!"), "why-compound-interest-wins");
-        assert_eq!(super::slug("  ??? "), "short");
-        assert_eq!(super::slug("Ünïcode & more"), "n-code-more");
-    }
 }

@@ -107,7 +107,7 @@ async fn deleting_a_video_removes_its_files_through_a_job(pool: PgPool) {
     let worker = videdit_server::worker::build(
         pool.clone(),
         videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
-        videdit_server::worker::Deps { storage: app.storage.clone() },
+        videdit_server::worker::Deps { storage: app.storage.clone(), media: None },
     )
     .unwrap();
     assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
@@ -129,7 +129,7 @@ async fn abandoned_uploads_are_cleaned_up(pool: PgPool) {
     let worker = videdit_server::worker::build(
         pool.clone(),
         videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
-        videdit_server::worker::Deps { storage: app.storage.clone() },
+        videdit_server::worker::Deps { storage: app.storage.clone(), media: None },
     )
     .unwrap();
     assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));

@@ -4,6 +4,7 @@
 mod auth;
 mod jobs;
 mod openapi;
+mod pipeline;
 mod support;
 mod tenancy;
 mod typescript_client;

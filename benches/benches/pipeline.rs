@@ -1,0 +1,144 @@
+//! The whole pipeline on a generated 10-minute 1280×720 talk with the
+//! tiny.en model and 2 threads: wall time per stage, the total against the
+//! sum of its two unavoidable parts measured alone in the same run
+//! (transcribing the audio; encoding the shorts' output seconds at
+//! 1080×1920 with the same x264 settings), render speed, and peak memory.
+//!
+//! ```sh
+//! eval "$(scripts/fetch-test-model.sh --print-env)"
+//! cargo bench -p videdit-benches --bench pipeline            # MINUTES=10 SHORTS=5 REPS=1
+//! ```
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use videdit_media::pipeline::{Pipeline, PipelineOptions};
+use videdit_media::process::{Ffmpeg, Run, file_arg, safe_input_args};
+use videdit_media::testing::{TalkSpec, make_talk, planted_talk, tiny_en_test_model};
+use videdit_media::transcribe::{TranscribeOptions, Transcriber};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Peak resident memory of this process (the transcriber lives here; ffmpeg
+/// children are reported by `ffmpeg_peak_kb`).
+fn peak_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let minutes: f64 = env("MINUTES", 10.0);
+    let shorts: usize = env("SHORTS", 5);
+    let reps: usize = env("REPS", 1);
+    let threads: usize = env("THREADS", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let ffmpeg = Ffmpeg::default();
+    let started = Instant::now();
+    let talk = make_talk(&ffmpeg, &TalkSpec::new(planted_talk(minutes)), &dir.path().join("talk.mp4")).await.unwrap();
+    eprintln!("generated a {:.0} s talk in {:.1} s", talk.duration, started.elapsed().as_secs_f64());
+
+    let model = tiny_en_test_model();
+    let transcriber = Transcriber::load(&model, "tiny.en").unwrap();
+    let pipeline = Pipeline::new(ffmpeg.clone(), transcriber.clone(), "tiny.en");
+    let mut options = PipelineOptions::default();
+    options.analyze.max_shorts = shorts;
+    options.analyze.min_duration = 30.0;
+    options.analyze.max_duration = 50.0;
+    options.transcribe = TranscribeOptions { threads: Some(threads), ..TranscribeOptions::default() };
+    let input = talk.path.display().to_string();
+
+    let (mut totals, mut ratios, mut alone_t, mut alone_e) = (vec![], vec![], vec![], vec![]);
+    for rep in 0..reps {
+        // 1. The pipeline.
+        let out = dir.path().join(format!("out-{rep}"));
+        let summary = pipeline.run(&talk.path, &out, &options, &|_| {}, &CancellationToken::new()).await.unwrap();
+        let t = summary.timings;
+        let seconds: f64 = summary.shorts.iter().map(|s| s.range.duration()).sum();
+        println!(
+            "rep {rep}: pipeline {:.1} s = probe {:.2} + audio {:.2} + transcribe {:.1} + analyze {:.2} + render {:.1} ({} shorts, {seconds:.0} s of output, render {:.2}x real time)",
+            t.total,
+            t.probe,
+            t.audio,
+            t.transcribe,
+            t.analyze,
+            t.render,
+            summary.shorts.len(),
+            seconds / t.render
+        );
+
+        // 2. Transcription alone.
+        let s = Instant::now();
+        transcriber
+            .transcribe(&ffmpeg, &input, talk.duration, &options.transcribe, &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        let transcribe = s.elapsed().as_secs_f64();
+
+        // 3. Encoding the same output seconds alone: cut + scale to 1080×1920
+        //    + x264 veryfast CRF 21 + AAC, no captions, no reframing, no loudness.
+        let s = Instant::now();
+        for short in &summary.shorts {
+            let mut args = vec!["-ss".to_owned(), format!("{:.3}", short.range.start())];
+            args.extend(safe_input_args(&file_arg(&talk.path)));
+            args.extend(
+                [
+                    "-t",
+                    &format!("{:.3}", short.range.duration()),
+                    "-vf",
+                    "scale=1080:1920,fps=30",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-crf",
+                    "21",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "160k",
+                    "-f",
+                    "mp4",
+                    "-y",
+                ]
+                .map(String::from),
+            );
+            args.push(file_arg(&dir.path().join("plain.mp4")));
+            ffmpeg
+                .run(Run { args, media_seconds: short.range.duration(), on_progress: None, cancel: None })
+                .await
+                .unwrap();
+        }
+        let encode = s.elapsed().as_secs_f64();
+        let ratio = t.total / (transcribe + encode);
+        println!(
+            "rep {rep}: transcription alone {transcribe:.1} s (RTF {:.3}), encoding alone {encode:.1} s; pipeline / (sum) = {ratio:.3}",
+            transcribe / talk.duration
+        );
+        totals.push(t.total);
+        ratios.push(ratio);
+        alone_t.push(transcribe);
+        alone_e.push(encode);
+    }
+    println!(
+        "median of {reps}: pipeline {:.1} s, transcription alone {:.1} s, encoding alone {:.1} s, ratio {:.3} (target <= 1.2); peak RSS of this process {:.0} MB",
+        median(totals),
+        median(alone_t),
+        median(alone_e),
+        median(ratios),
+        peak_kb() as f64 / 1024.0
+    );
+}

@@ -1,0 +1,294 @@
+//! Transcription of real speech (espeak-ng, two voices) with the tiny.en
+//! model imported from faster-whisper, and of bad audio.
+//!
+//! Needs `VIDEDIT_TEST_CT2_TINY_EN` (`eval "$(scripts/fetch-test-model.sh --print-env)"`).
+
+mod whisper_support;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio_util::sync::CancellationToken;
+use videdit_core::transcript::Transcript;
+use videdit_media::Error;
+use videdit_media::audio::{self, AudioRange};
+use videdit_media::models::WeightType;
+use videdit_media::process::Ffmpeg;
+use videdit_media::transcribe::{TranscribeOptions, Transcriber};
+use whisper_support as support;
+
+fn transcriber(wtype: WeightType) -> Transcriber {
+    static F16: OnceLock<Transcriber> = OnceLock::new();
+    static Q8: OnceLock<Transcriber> = OnceLock::new();
+    let cell = if wtype == WeightType::F16 { &F16 } else { &Q8 };
+    cell.get_or_init(|| {
+        let path = support::tiny_en(wtype);
+        Transcriber::load(&path, &format!("tiny.en{}", wtype.suffix())).expect("load the model")
+    })
+    .clone()
+}
+
+fn opts() -> TranscribeOptions {
+    TranscribeOptions { threads: Some(2), ..TranscribeOptions::default() }
+}
+
+/// Every word inside the audio, in order, none running backwards; segment
+/// edges on their words.
+fn assert_well_timed(t: &Transcript, duration: f64) {
+    let mut last = 0.0;
+    for s in &t.segments {
+        assert!(!s.words.is_empty(), "segment without words: {s:?}");
+        assert_eq!(s.start, s.words[0].start);
+        assert_eq!(s.end, s.words.last().unwrap().end);
+        for w in &s.words {
+            assert!(w.start >= last - 1e-9, "{w:?} starts before {last}");
+            assert!(w.end >= w.start, "{w:?}");
+            assert!(w.end <= duration + 1e-6, "{w:?} ends after {duration}");
+            assert!((0.0..=1.0).contains(&w.probability), "{w:?}");
+            assert!(!w.text.trim().is_empty());
+            last = w.end;
+        }
+    }
+    assert!(t.duration <= duration + 0.05 && t.duration >= duration - 0.5, "{} vs {duration}", t.duration);
+}
+
+/// SRT: numbered cues with `HH:MM:SS,mmm --> HH:MM:SS,mmm` times that move
+/// forward; VTT: the header and dot milliseconds.
+fn assert_valid_subtitles(t: &Transcript) {
+    let parse = |ts: &str, sep: char| -> f64 {
+        let (hms, ms) = ts.split_once(sep).unwrap_or_else(|| panic!("bad time {ts}"));
+        let parts: Vec<f64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parts.len(), 3, "{ts}");
+        assert_eq!(ms.len(), 3, "{ts}");
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2] + ms.parse::<f64>().unwrap() / 1000.0
+    };
+    let srt = t.to_srt();
+    let cues: Vec<&str> = srt.split("\n\n").filter(|c| !c.trim().is_empty()).collect();
+    assert_eq!(cues.len(), t.segments.len());
+    let mut last = 0.0;
+    for (i, cue) in cues.iter().enumerate() {
+        let lines: Vec<&str> = cue.lines().collect();
+        assert_eq!(lines[0], (i + 1).to_string());
+        let (a, b) = lines[1].split_once(" --> ").expect("a time line");
+        let (a, b) = (parse(a, ','), parse(b, ','));
+        assert!(a >= last && b > a, "cue {i}: {a} -> {b} after {last}");
+        assert!(lines.len() >= 3 && !lines[2].trim().is_empty());
+        last = b;
+    }
+    let vtt = t.to_vtt();
+    assert!(vtt.starts_with("WEBVTT\n\n"));
+    for line in vtt.lines().filter(|l| l.contains(" --> ")) {
+        let (a, b) = line.split_once(" --> ").unwrap();
+        assert!(parse(a, '.') < parse(b, '.'), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_from_two_voices_is_transcribed_with_word_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, text) = support::talk(dir.path(), "talk", support::PARAGRAPHS);
+    let duration = support::wav_seconds(&wav);
+    let t = transcriber(WeightType::F16);
+    assert!(t.has_dtw());
+    let progress = Arc::new(Mutex::new(Vec::<f32>::new()));
+    let p = progress.clone();
+    let on_progress = move |f: f32| p.lock().unwrap().push(f);
+    let cancel = CancellationToken::new();
+    let transcript = t
+        .transcribe(&Ffmpeg::default(), wav.to_str().unwrap(), duration, &opts(), &on_progress, &cancel)
+        .await
+        .unwrap();
+    let hypothesis = transcript.text();
+    let wer = support::wer(&text, &hypothesis);
+    eprintln!("WER {:.1}% over {duration:.1} s\n{hypothesis}", wer * 100.0);
+    assert!(wer <= 0.12, "WER {wer:.3}: {hypothesis}");
+    assert_eq!((transcript.language.as_str(), transcript.model.as_str()), ("en", "tiny.en"));
+    assert_well_timed(&transcript, duration);
+    assert_valid_subtitles(&transcript);
+    // The first word starts when the speech does (espeak leaves little
+    // lead-in), and the last ends near the end of the last paragraph.
+    let words: Vec<_> = transcript.words().collect();
+    assert!(words[0].start < 1.0, "{:?}", words[0]);
+    assert!(words.last().unwrap().end > duration - 3.0, "{:?}", words.last());
+    let progress = progress.lock().unwrap();
+    assert!(progress.windows(2).all(|w| w[0] <= w[1] + 1e-6), "{progress:?}");
+    assert_eq!(progress.last(), Some(&1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_long_audio_keeps_times_in_order() {
+    // Short chunks force several cuts; times must continue across them.
+    let dir = tempfile::tempdir().unwrap();
+    let paragraphs: Vec<&str> = support::PARAGRAPHS.iter().chain(support::PARAGRAPHS).copied().collect();
+    let (wav, text) = support::talk(dir.path(), "long", &paragraphs);
+    let samples = audio::extract(
+        &Ffmpeg::default(),
+        wav.to_str().unwrap(),
+        AudioRange::default(),
+        120.0,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let duration = samples.len() as f64 / 16_000.0;
+    let o = TranscribeOptions { chunk_seconds: Some(40.0), ..opts() };
+    let t = transcriber(WeightType::Q8_0)
+        .transcribe_samples(samples, &o, &|_| {}, &CancellationToken::new())
+        .await
+        .unwrap();
+    let wer = support::wer(&text, &t.text());
+    eprintln!("chunked WER {:.1}% over {duration:.1} s", wer * 100.0);
+    assert!(wer <= 0.15, "WER {wer:.3}: {}", t.text());
+    assert_well_timed(&t, duration);
+    assert_eq!(t.model, "tiny.en-q8_0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_of_the_input_is_transcribed_in_source_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = support::talk(dir.path(), "range", &support::PARAGRAPHS[..2]);
+    let duration = support::wav_seconds(&wav);
+    let start = duration / 2.0;
+    let o = TranscribeOptions { range: AudioRange { start: Some(start), end: Some(duration) }, ..opts() };
+    let t = transcriber(WeightType::Q8_0)
+        .transcribe(&Ffmpeg::default(), wav.to_str().unwrap(), duration - start, &o, &|_| {}, &CancellationToken::new())
+        .await
+        .unwrap();
+    let words: Vec<_> = t.words().collect();
+    assert!(!words.is_empty());
+    assert!(words[0].start >= start - 1e-6 && words.last().unwrap().end <= duration + 1e-6, "{words:?}");
+    // The second paragraph is about rice.
+    assert!(support::normalize(&t.text()).iter().any(|w| w == "rice"), "{}", t.text());
+}
+
+async fn transcribe_file(path: &Path, duration: f64) -> Result<Transcript, Error> {
+    transcriber(WeightType::Q8_0)
+        .transcribe(&Ffmpeg::default(), path.to_str().unwrap(), duration, &opts(), &|_| {}, &CancellationToken::new())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_audio_gives_a_result_or_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |name: &str| d.join(name).display().to_string();
+
+    // Silence only: nothing (or next to nothing) is said.
+    support::ffmpeg(&["-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-t", "8", &path("silence.wav")]);
+    let t = transcribe_file(&d.join("silence.wav"), 8.0).await.unwrap();
+    assert!(t.words().count() <= 3, "silence: {}", t.text());
+    assert_well_timed(&t, 8.0);
+
+    // Pure noise: any text, but well-formed.
+    support::ffmpeg(&["-f", "lavfi", "-i", "anoisesrc=c=white:a=0.3:d=6:r=16000", &path("noise.wav")]);
+    let t = transcribe_file(&d.join("noise.wav"), 6.0).await.unwrap();
+    assert_well_timed(&t, 6.0);
+
+    // A 0.2 s clip.
+    support::ffmpeg(&["-f", "lavfi", "-i", "sine=f=440:d=0.2:r=16000", &path("blip.wav")]);
+    let t = transcribe_file(&d.join("blip.wav"), 0.2).await.unwrap();
+    assert_well_timed(&t, 0.2);
+
+    // 8 kHz telephone speech (band-limited, μ-law): still mostly right.
+    support::speak(support::PARAGRAPHS[0], "en-us", &d.join("wide.wav"));
+    support::ffmpeg(&[
+        "-i",
+        &path("wide.wav"),
+        "-af",
+        "highpass=f=300,lowpass=f=3400",
+        "-ar",
+        "8000",
+        "-c:a",
+        "pcm_mulaw",
+        &path("phone.wav"),
+    ]);
+    let seconds = support::wav_seconds(&d.join("phone.wav"));
+    let t = transcribe_file(&d.join("phone.wav"), seconds).await.unwrap();
+    let wer = support::wer(support::PARAGRAPHS[0], &t.text());
+    // tiny.en on narrow-band speech synthesis: recognisable, not accurate.
+    assert!(wer <= 0.5, "telephone WER {wer:.3}: {}", t.text());
+    assert_well_timed(&t, seconds);
+
+    // Six channels (5.1): downmixed to mono.
+    support::ffmpeg(&[
+        "-i",
+        &path("wide.wav"),
+        "-af",
+        "pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0",
+        &path("six.wav"),
+    ]);
+    let t = transcribe_file(&d.join("six.wav"), seconds).await.unwrap();
+    let wer = support::wer(support::PARAGRAPHS[0], &t.text());
+    assert!(wer <= 0.15, "5.1 WER {wer:.3}: {}", t.text());
+
+    // No audio stream at all, and not media at all: typed errors.
+    support::ffmpeg(&["-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-c:v", "mpeg4", &path("mute.mp4")]);
+    assert!(matches!(transcribe_file(&d.join("mute.mp4"), 1.0).await, Err(Error::NoAudio)));
+    std::fs::write(d.join("text.mp4"), "just some text, not a video\n").unwrap();
+    let err = transcribe_file(&d.join("text.mp4"), 1.0).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidMedia(_)), "{err:?}");
+    let err = transcribe_file(&d.join("missing.wav"), 1.0).await.unwrap_err();
+    assert!(matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_transcription() {
+    let samples: Vec<f32> = (0..16_000 * 40).map(|i| ((i as f32) * 0.05).sin() * 0.1).collect();
+    let cancel = CancellationToken::new();
+    let t = transcriber(WeightType::Q8_0);
+    let c = cancel.clone();
+    let cancelled_at = Arc::new(Mutex::new(None));
+    let at = cancelled_at.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        *at.lock().unwrap() = Some(std::time::Instant::now());
+        c.cancel();
+    });
+    let r = t.transcribe_samples(samples, &opts(), &|_| {}, &cancel).await;
+    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    let waited = cancelled_at.lock().unwrap().expect("cancelled").elapsed();
+    assert!(waited.as_secs_f64() < 3.0, "stopped {waited:?} after the cancellation");
+}
+
+#[test]
+fn missing_and_broken_models_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Transcriber::load(&dir.path().join("nope.bin"), "tiny.en").unwrap_err();
+    assert!(matches!(err, Error::ModelNotFound { .. }), "{err:?}");
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"definitely not a model").unwrap();
+    assert!(matches!(Transcriber::load(&junk, "tiny.en"), Err(Error::InvalidModel { .. })));
+    // The right magic but only half the tensors: whisper.cpp refuses it.
+    let model = std::fs::read(support::tiny_en(WeightType::Q8_0)).unwrap();
+    std::fs::write(&junk, &model[..model.len() / 2]).unwrap();
+    assert!(matches!(Transcriber::load(&junk, "tiny.en"), Err(Error::InvalidModel { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = support::talk(dir.path(), "long", support::PARAGRAPHS);
+    let samples = audio::extract(
+        &Ffmpeg::default(),
+        wav.to_str().unwrap(),
+        AudioRange::default(),
+        120.0,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    for secs in [300.0, 45.0, 40.0] {
+        let o = TranscribeOptions { chunk_seconds: Some(secs), ..opts() };
+        let r = transcriber(WeightType::F16)
+            .transcribe_samples(samples.clone(), &o, &|_| {}, &CancellationToken::new())
+            .await;
+        eprintln!("DEBUG chunk {secs}: {:?}", r.map(|t| t.words().count()));
+    }
+    for len in [38.0f64, 45.0, 51.0] {
+        let n = (len * 16000.0) as usize;
+        let r = transcriber(WeightType::F16)
+            .transcribe_samples(samples[..n].to_vec(), &opts(), &|_| {}, &CancellationToken::new())
+            .await;
+        eprintln!("DEBUG len {len}: {:?}", r.map(|t| t.words().count()));
+    }
+}

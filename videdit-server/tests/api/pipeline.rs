@@ -1,0 +1,234 @@
+//! The whole product through the API: upload a generated talk, a real
+//! worker (real ffmpeg, the imported tiny.en model) ingests, transcribes,
+//! analyses and renders it, and the shorts come back as downloadable MP4s.
+//! Bad uploads end as failed videos with the reason, and dead jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use videdit_media::process::{Ffmpeg, file_arg};
+use videdit_media::testing::{SLEEP, TalkSpec, make_talk, small_talk};
+use videdit_server::media_jobs::MediaDeps;
+use videdit_server::worker;
+
+use crate::support::{Options, StorageKind, TestApp, spawn_app, token};
+
+fn media_deps() -> MediaDeps {
+    let model = videdit_media::testing::tiny_en_test_model();
+    MediaDeps {
+        ffmpeg: Ffmpeg::default(),
+        transcriber: videdit_media::transcribe::Transcriber::load(&model, "tiny.en").unwrap(),
+        model_name: "tiny.en".into(),
+        limits: Default::default(),
+        transcribe: Default::default(),
+        render: Default::default(),
+        work_dir: std::env::temp_dir().join("videdit-test-work"),
+    }
+}
+
+/// Starts a worker with every handler; stops it when dropped.
+fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
+    let deps = worker::Deps { storage: app.storage.clone(), media: Some(Arc::new(media_deps())) };
+    let config = videdit_queue::WorkerConfig {
+        queues: vec!["media".into(), "maintenance".into()],
+        concurrency: 2,
+        poll_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let w = worker::build(pool.clone(), config, deps).unwrap();
+    tokio::spawn(async move {
+        w.run(CancellationToken::new(), Duration::from_secs(1)).await.unwrap();
+    })
+}
+
+/// Uploads `data` through the API and completes the upload.
+async fn upload(app: &TestApp, t: &str, name: &str, data: Vec<u8>) -> String {
+    let (status, plan) = app
+        .call(
+            "POST",
+            "/uploads",
+            Some(t),
+            Some(json!({"fileName": name, "contentType": "video/mp4", "size": data.len()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{plan}");
+    assert_eq!(plan["method"], "single", "{plan}");
+    let mut r = app.client.put(plan["url"].as_str().unwrap());
+    for h in plan["headers"].as_array().into_iter().flatten() {
+        r = r.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
+    }
+    assert!(r.body(data).send().await.unwrap().status().is_success());
+    let upload = plan["uploadId"].as_str().unwrap();
+    let (status, v) = app.call("POST", &format!("/uploads/{upload}/complete"), Some(t), Some(json!({}))).await;
+    assert_eq!(status, 200, "{v}");
+    plan["videoId"].as_str().unwrap().to_owned()
+}
+
+/// Polls the video until it is ready or failed.
+async fn settle(app: &TestApp, t: &str, video: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, v) = app.call("GET", &format!("/videos/{video}"), Some(t), None).await;
+        if v["status"] == "ready" || v["status"] == "failed" {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "video still {v} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn ffprobe(path: &std::path::Path) -> Value {
+    let out = Ffmpeg::default()
+        .ffprobe(&["-show_format", "-show_streams", "-of", "json", &file_arg(path)], Duration::from_secs(30))
+        .await
+        .unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_uploaded_talk_becomes_captioned_shorts_through_s3(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options { storage: StorageKind::S3, ..Options::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Small talk, a strong passage of about 40 s, small talk.
+    let mut spec = TalkSpec::new(vec![small_talk(0, 4), SLEEP.into(), small_talk(9, 4)]);
+    spec.size = Some((640, 360));
+    let talk = make_talk(&Ffmpeg::default(), &spec, &dir.path().join("talk.mp4")).await.unwrap();
+    let t = token("user_pipe", Some(("org_pipe", "org:admin")));
+    let video = upload(&app, &t, "talk.mp4", std::fs::read(&talk.path).unwrap()).await;
+    let _worker = start_worker(&pool, &app);
+
+    let v = settle(&app, &t, &video, Duration::from_secs(900)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!((v["durationSeconds"].as_f64().unwrap() - talk.duration).abs() < 0.2, "{v}");
+    assert_eq!(v["hasTranscription"], true);
+
+    // The transcript, in every format.
+    let (status, tr) = app.call("GET", &format!("/videos/{video}/transcript"), Some(&t), None).await;
+    assert_eq!(status, 200, "{tr}");
+    assert_eq!(tr["model"], "tiny.en");
+    let words: Vec<&Value> =
+        tr["segments"].as_array().unwrap().iter().flat_map(|s| s["words"].as_array().unwrap()).collect();
+    assert!(words.len() > 100, "{} words", words.len());
+    let text = words.iter().map(|w| w["text"].as_str().unwrap()).collect::<String>().to_lowercase();
+    assert!(text.contains("sleep"), "{text}");
+
+    // The shorts: the strong passage, cut on its sentence boundaries.
+    let (status, shorts) = app.call("GET", &format!("/videos/{video}/shorts"), Some(&t), None).await;
+    assert_eq!(status, 200, "{shorts}");
+    let items = shorts["items"].as_array().unwrap_or_else(|| shorts.as_array().unwrap());
+    assert!(!items.is_empty(), "{shorts}");
+    let best = &items[0];
+    assert_eq!(best["status"], "ready", "{best}");
+    let (start, end) = (best["startSeconds"].as_f64().unwrap(), best["endSeconds"].as_f64().unwrap());
+    let near_boundary = |t: f64| talk.sentences.iter().any(|s| (s.start - t).abs() < 0.3 || (s.end - t).abs() < 0.3);
+    let bounds: Vec<(f64, f64)> = talk.sentences.iter().map(|s| (s.start, s.end)).collect();
+    assert!(near_boundary(start) && near_boundary(end), "{start}..{end} is not on sentence boundaries {bounds:?}");
+    let (sleep_start, sleep_end) = talk.part_range(1).unwrap();
+    assert!(start >= sleep_start - 0.5 && end <= sleep_end + 0.5, "{start}..{end} vs {sleep_start}..{sleep_end}");
+
+    // Download it with the presigned URL: a 1080×1920 H.264/AAC MP4 of the short's length.
+    let url = best["videoUrl"].as_str().expect("a ready short has a video URL");
+    let bytes = app.client.get(url).send().await.unwrap().bytes().await.unwrap();
+    let mp4 = dir.path().join("short.mp4");
+    std::fs::write(&mp4, &bytes).unwrap();
+    let probe = ffprobe(&mp4).await;
+    let streams = probe["streams"].as_array().unwrap();
+    let video_stream = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    assert_eq!((video_stream["width"].as_u64(), video_stream["height"].as_u64()), (Some(1080), Some(1920)));
+    assert_eq!(video_stream["codec_name"], "h264");
+    assert!(streams.iter().any(|s| s["codec_type"] == "audio" && s["codec_name"] == "aac"));
+    let seconds: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((seconds - (end - start)).abs() < 0.1, "{seconds} vs {}", end - start);
+    let thumb = app.client.get(best["thumbnailUrl"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+
+    // Every job of the video completed.
+    let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
+    let jobs = jobs["items"].as_array().unwrap_or_else(|| jobs.as_array().unwrap()).clone();
+    for kind in ["ingest", "transcribe", "analyze", "render"] {
+        assert!(jobs.iter().any(|j| j["type"] == kind && j["status"] == "completed"), "no completed {kind}: {jobs:?}");
+    }
+
+    // Edit the recipe: trim half a second off the end, restyle, retitle; it re-renders.
+    let short_id = best["id"].as_str().unwrap();
+    let (status, mut recipe) = app.call("GET", &format!("/shorts/{short_id}/recipe"), Some(&t), None).await;
+    assert_eq!(status, 200, "{recipe}");
+    assert_eq!(recipe["startSeconds"], best["startSeconds"]);
+    assert!(!recipe["words"].as_array().unwrap().is_empty());
+    assert!(recipe.get("source").is_none(), "the storage location stays private: {recipe}");
+    let new_end = end - 0.5;
+    recipe["endSeconds"] = json!(new_end);
+    recipe["captionStyle"] = json!("boxed");
+    recipe["title"] = json!("Sleep, edited");
+    let mut bad = recipe.clone();
+    bad["aspect"] = json!("2:3");
+    let (status, err) = app.call("PUT", &format!("/shorts/{short_id}/recipe"), Some(&t), Some(bad)).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_request")), "{err}");
+    let other = token("user_other", Some(("org_other", "org:admin")));
+    let (status, _) = app.call("PUT", &format!("/shorts/{short_id}/recipe"), Some(&other), Some(recipe.clone())).await;
+    assert_eq!(status, 404);
+    let (status, saved) = app.call("PUT", &format!("/shorts/{short_id}/recipe"), Some(&t), Some(recipe)).await;
+    assert_eq!(status, 200, "{saved}");
+    let started = Instant::now();
+    let edited = loop {
+        let (_, s) = app.call("GET", &format!("/shorts/{short_id}"), Some(&t), None).await;
+        if s["status"] == "ready" && s["endSeconds"].as_f64() == Some(new_end) {
+            break s;
+        }
+        assert!(s["status"] != "failed", "{s}");
+        assert!(started.elapsed() < Duration::from_secs(300), "{s}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(edited["title"], "Sleep, edited");
+    let bytes = app.client.get(edited["videoUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    std::fs::write(&mp4, &bytes).unwrap();
+    let seconds: f64 = ffprobe(&mp4).await["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((seconds - (new_end - start)).abs() < 0.1, "{seconds} vs {}", new_end - start);
+
+    // Another organisation sees none of it.
+    assert_eq!(app.call("GET", &format!("/videos/{video}/shorts"), Some(&other), None).await.0, 404);
+    assert_eq!(app.call("GET", &format!("/videos/{video}/transcript"), Some(&other), None).await.0, 404);
+}
+
+#[sqlx::test(migrations = false)]
+async fn bad_uploads_fail_the_video_with_the_reason(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let t = token("user_bad", None);
+    let dir = tempfile::tempdir().unwrap();
+    // A text file named .mp4, and a video without sound.
+    let text = upload(&app, &t, "notes.mp4", b"these are my notes, not a video\n".repeat(100)).await;
+    let silent = dir.path().join("silent.mp4");
+    Ffmpeg::default()
+        .run(videdit_media::process::Run {
+            args: ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-y"]
+                .into_iter()
+                .map(String::from)
+                .chain([file_arg(&silent)])
+                .collect(),
+            media_seconds: 3.0,
+            on_progress: None,
+            cancel: None,
+        })
+        .await
+        .unwrap();
+    let mute = upload(&app, &t, "mute.mp4", std::fs::read(&silent).unwrap()).await;
+    let _worker = start_worker(&pool, &app);
+
+    for (video, code) in [(text, "invalid_media"), (mute, "no_audio_stream")] {
+        let v = settle(&app, &t, &video, Duration::from_secs(120)).await;
+        assert_eq!(v["status"], "failed", "{v}");
+        let reason = v["failureReason"].as_str().unwrap();
+        assert!(reason.starts_with(code), "{reason}");
+        let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
+        let jobs = jobs["items"].as_array().unwrap_or_else(|| jobs.as_array().unwrap()).clone();
+        let ingest = jobs.iter().find(|j| j["type"] == "ingest").unwrap();
+        assert_eq!(ingest["status"], "failed", "{ingest}");
+        assert_eq!(ingest["attempt"], 1, "bad media is not retried: {ingest}");
+        // Neither the reason nor the job's errors show where the upload is stored.
+        assert!(!reason.contains("/objects/") && !reason.contains("/tmp"), "{reason}");
+        assert!(!ingest["errors"].to_string().contains("/objects/"), "{ingest}");
+    }
+}
