@@ -26,7 +26,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core ca-certificates tini \
+ && apt-get install -y --no-install-recommends ffmpeg fonts-inter fonts-dejavu-core libgomp1 ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/videdit --uid 10001 videdit
 COPY --from=builder /usr/local/bin/videdit /usr/local/bin/videdit

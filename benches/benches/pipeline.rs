@@ -32,6 +32,43 @@ fn peak_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Serves `file` over HTTP on loopback with `Range` support (as S3 does)
+/// and counts the body bytes sent.
+async fn serve_counting(file: std::path::PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use poem::listener::{Acceptor as _, Listener as _};
+    use std::io::{Read as _, Seek as _};
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let ep = poem::endpoint::make_sync(move |req: poem::Request| {
+        let mut f = std::fs::File::open(&file).unwrap();
+        let size = f.metadata().unwrap().len();
+        let range = req.headers().get("range").and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+            let start: u64 = a.parse().ok()?;
+            let end: u64 = if b.is_empty() { size - 1 } else { b.parse::<u64>().ok()?.min(size - 1) };
+            Some((start, end))
+        });
+        let (start, end) = range.unwrap_or((0, size - 1));
+        f.seek(std::io::SeekFrom::Start(start)).unwrap();
+        let mut body = vec![0; (end + 1 - start) as usize];
+        f.read_exact(&mut body).unwrap();
+        counter.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let builder = poem::Response::builder().header("accept-ranges", "bytes").content_type("video/mp4");
+        if range.is_some() {
+            builder
+                .status(poem::http::StatusCode::PARTIAL_CONTENT)
+                .header("content-range", format!("bytes {start}-{end}/{size}"))
+                .body(body)
+        } else {
+            builder.body(body)
+        }
+    });
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(ep));
+    (format!("http://{addr}/talk.mp4"), sent)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -128,6 +165,36 @@ async fn main() {
             "rep {rep}: transcription alone {transcribe:.1} s (RTF {:.3}), encoding alone {encode:.1} s; pipeline / (sum) = {ratio:.3}",
             transcribe / talk.duration
         );
+        // 4. Bytes a render reads from a remote source (the worker renders
+        //    from a presigned URL): one short rendered from HTTP.
+        if rep == 0 {
+            let (url, sent) = serve_counting(talk.path.clone()).await;
+            let size = std::fs::metadata(&talk.path).unwrap().len();
+            let recipe_path = &summary.shorts[0].recipe;
+            let mut recipe: videdit_core::recipe::ClipRecipe =
+                serde_json::from_slice(&std::fs::read(recipe_path).unwrap()).unwrap();
+            recipe.source = url;
+            let outputs = videdit_media::render::RenderOutputs::in_dir(&dir.path().join("http"), "short");
+            videdit_media::render::render(
+                &ffmpeg,
+                &recipe,
+                &outputs,
+                &Default::default(),
+                |_| {},
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+            let read = sent.load(std::sync::atomic::Ordering::Relaxed);
+            println!(
+                "rep {rep}: rendering a {:.0} s short from HTTP read {:.1} MB of the {:.1} MB source ({:.1} %; the short is {:.1} % of the duration)",
+                recipe.range.duration(),
+                read as f64 / 1e6,
+                size as f64 / 1e6,
+                read as f64 * 100.0 / size as f64,
+                recipe.range.duration() * 100.0 / talk.duration
+            );
+        }
         totals.push(t.total);
         ratios.push(ratio);
         alone_t.push(transcribe);

@@ -203,6 +203,13 @@ fn main() {
             },
         },
         Variant {
+            name: "whisper.cpp q8_0, no temperature fallback".into(),
+            kind: Kind::Whisper {
+                t: load(WeightType::Q8_0, false),
+                opts: TranscribeOptions { temperature_fallback: Some(false), ..base.clone() },
+            },
+        },
+        Variant {
             name: "whisper.cpp q8_0, flash attention (no DTW)".into(),
             kind: Kind::Whisper { t: load(WeightType::Q8_0, true), opts: base.clone() },
         },
@@ -291,5 +298,6 @@ fn main() {
         md.push('\n');
     }
     println!("{md}");
-    std::fs::write("/tmp/transcribe-bench.md", &md).unwrap();
+    let out = std::env::var("VIDEDIT_BENCH_OUT").unwrap_or_else(|_| "/tmp/transcribe-bench.md".into());
+    std::fs::write(out, &md).unwrap();
 }

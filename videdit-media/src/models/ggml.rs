@@ -470,9 +470,12 @@ mod tests {
             let y = dequantize_q5(&q, with_min);
             for (bx, by) in x.chunks(32).zip(y.chunks(32)) {
                 let amax = bx.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let step = if with_min { 2.0 * amax / 31.0 } else { amax / 16.0 };
+                // q5_1 rounds to the nearest of 32 levels; q5_0's levels run
+                // from -16 to 15 steps, so the far side of the largest value
+                // can lose a whole step.
+                let (step, slack) = if with_min { (2.0 * amax / 31.0, 0.51) } else { (amax / 16.0, 1.01) };
                 for (a, b) in bx.iter().zip(by) {
-                    assert!((a - b).abs() <= step * 0.51 + amax * 2e-3, "{a} vs {b}");
+                    assert!((a - b).abs() <= step * slack + amax * 2e-3, "{a} vs {b}");
                 }
             }
         }

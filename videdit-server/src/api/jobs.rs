@@ -199,6 +199,13 @@ impl JobsApi {
                 }
                 Some(sid)
             }
+            JobType::Analyze => {
+                // Bad analysis options are the caller's to fix: refuse them now, not in the worker.
+                let parsed: crate::media_jobs::AnalyzeJobOptions =
+                    serde_json::from_value(options.clone()).map_err(|e| ApiError::invalid(format!("options: {e}")))?;
+                parsed.validate().map_err(|e| ApiError::invalid(format!("options: {e}")))?;
+                None
+            }
             _ => None,
         };
         let body = idempotent(&state, p.org_id, idempotency_key.0.as_deref(), "createJob", &(&video, &req), async {

@@ -81,6 +81,14 @@ async fn completing_an_upload_enqueues_ingest_and_jobs_can_be_managed(pool: PgPo
         400,
         "invalid_request",
     );
+    for options in [json!({"maxShorts": 0}), json!({"minDuration": 90, "maxDuration": 30}), json!({"maxShort": 3})] {
+        let body = json!({"type": "analyze", "options": options});
+        assert_error(
+            &app.call("POST", &format!("/videos/{video}/jobs"), Some(&member), Some(body)).await,
+            400,
+            "invalid_request",
+        );
+    }
     assert_error(&app.call("GET", "/jobs/not-a-uuid", Some(&member), None).await, 404, "job_not_found");
 
     // Another organisation sees none of it.
