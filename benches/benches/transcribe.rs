@@ -178,9 +178,12 @@ fn main() {
         .collect();
 
     let base = TranscribeOptions { threads: Some(threads), ..TranscribeOptions::default() };
+    // The model's name picks whisper.cpp's alignment-heads preset for DTW
+    // word times (`base` with VIDEDIT_TEST_CT2_TINY_EN pointing at a base model).
+    let model_name = std::env::var("VIDEDIT_BENCH_MODEL_NAME").unwrap_or_else(|_| "tiny.en".into());
     let load = |w: WeightType, flash: bool| {
         let opts = LoadOptions { flash_attn: flash, ..LoadOptions::default() };
-        Transcriber::load_with(&model(&ct2, w), &format!("tiny.en{}", w.suffix()), &opts).unwrap()
+        Transcriber::load_with(&model(&ct2, w), &format!("{model_name}{}", w.suffix()), &opts).unwrap()
     };
     let mut variants = vec![
         Variant {

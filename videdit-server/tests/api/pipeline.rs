@@ -44,7 +44,8 @@ fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Uploads `data` through the API and completes the upload.
+/// Uploads `data` through the API (one presigned PUT, or presigned parts
+/// when the plan is multipart) and completes the upload.
 async fn upload(app: &TestApp, t: &str, name: &str, data: Vec<u8>) -> String {
     let (status, plan) = app
         .call(
@@ -55,14 +56,27 @@ async fn upload(app: &TestApp, t: &str, name: &str, data: Vec<u8>) -> String {
         )
         .await;
     assert_eq!(status, 201, "{plan}");
-    assert_eq!(plan["method"], "single", "{plan}");
-    let mut r = app.client.put(plan["url"].as_str().unwrap());
-    for h in plan["headers"].as_array().into_iter().flatten() {
-        r = r.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
-    }
-    assert!(r.body(data).send().await.unwrap().status().is_success());
     let upload = plan["uploadId"].as_str().unwrap();
-    let (status, v) = app.call("POST", &format!("/uploads/{upload}/complete"), Some(t), Some(json!({}))).await;
+    let body = if plan["method"] == "multipart" {
+        let part_size = plan["partSize"].as_u64().unwrap() as usize;
+        let mut done = vec![];
+        for (i, p) in plan["parts"].as_array().unwrap().iter().enumerate() {
+            let chunk = data[i * part_size..((i + 1) * part_size).min(data.len())].to_vec();
+            let r = app.client.put(p["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
+            assert!(r.status().is_success(), "{r:?}");
+            let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+            done.push(json!({"partNumber": p["partNumber"], "etag": etag}));
+        }
+        json!({"parts": done})
+    } else {
+        let mut r = app.client.put(plan["url"].as_str().unwrap());
+        for h in plan["headers"].as_array().into_iter().flatten() {
+            r = r.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
+        }
+        assert!(r.body(data).send().await.unwrap().status().is_success());
+        json!({})
+    };
+    let (status, v) = app.call("POST", &format!("/uploads/{upload}/complete"), Some(t), Some(body)).await;
     assert_eq!(status, 200, "{v}");
     plan["videoId"].as_str().unwrap().to_owned()
 }
@@ -89,8 +103,20 @@ async fn ffprobe(path: &std::path::Path) -> Value {
 }
 
 #[sqlx::test(migrations = false)]
-async fn an_uploaded_talk_becomes_captioned_shorts_through_s3(pool: PgPool) {
-    let app = spawn_app(pool.clone(), Options { storage: StorageKind::S3, ..Options::default() }).await;
+async fn a_talk_uploaded_in_parts_to_s3_becomes_captioned_shorts(pool: PgPool) {
+    let mut options = Options { storage: StorageKind::S3, ..Options::default() };
+    options.limits.multipart_threshold = 1024 * 1024;
+    full_flow(pool, options).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_talk_uploaded_with_one_put_to_local_storage_becomes_captioned_shorts(pool: PgPool) {
+    full_flow(pool, Options::default()).await;
+}
+
+/// Upload → worker → ready → transcript → shorts → download → edit → re-render.
+async fn full_flow(pool: PgPool, options: Options) {
+    let app = spawn_app(pool.clone(), options).await;
     let dir = tempfile::tempdir().unwrap();
     // Small talk, a strong passage of about 40 s, small talk.
     let mut spec = TalkSpec::new(vec![small_talk(0, 4), SLEEP.into(), small_talk(9, 4)]);
