@@ -445,6 +445,12 @@ pub async fn render_short(
         .await;
         return Err(err);
     }
+    // A recipe edited while this render ran: render again (a snooze spends
+    // no attempt), so the edit is never lost behind the running job.
+    let current: Option<ClipRecipe> = serde_json::from_slice(&read_object(storage.as_ref(), &recipe_key).await?).ok();
+    if current.as_ref() != Some(&stored) {
+        return Ok(Outcome::Snooze(Duration::ZERO));
+    }
     let keys = ShortOutputs {
         video: ObjectKey::short_video(video.org_id, video.id, short.id),
         thumbnail: ObjectKey::short_thumbnail(video.org_id, video.id, short.id),
