@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 use videdit_core::db::{self, NewShort};
@@ -314,9 +313,7 @@ async fn ensure_dir(dir: &std::path::Path) -> Result<&std::path::Path, JobError>
 }
 
 async fn read_object(storage: &dyn Storage, key: &ObjectKey) -> Result<Vec<u8>, JobError> {
-    let got = storage.get(key, None).await.map_err(retryable)?;
-    let chunks: Vec<bytes::Bytes> = got.body.try_collect().await.map_err(retryable)?;
-    Ok(chunks.concat())
+    videdit_core::storage::read_all(storage, key).await.map_err(retryable)
 }
 
 /// `analyze`: chooses the shorts, stores one recipe per short (its source
@@ -331,11 +328,13 @@ pub async fn analyze(ctx: JobContext, storage: Arc<dyn Storage>, deps: Arc<Media
     options.analyze.validate().map_err(|e| JobError::fatal(e.to_string()))?;
     enter(&ctx, &video, ProcessingStage::Analyzing).await?;
     let transcript = db::get_transcript(ctx.pool(), video.org_id, video.id).await.map_err(retryable)?;
-    let features = match storage.head(&features_key(&video)?).await.map_err(retryable)? {
-        Some(_) => serde_json::from_slice::<Vec<f32>>(&read_object(storage.as_ref(), &features_key(&video)?).await?)
+    // Loudness is optional for the analysis: one read, a missing object is None.
+    let features = match videdit_core::storage::read_all(storage.as_ref(), &features_key(&video)?).await {
+        Ok(bytes) => serde_json::from_slice::<Vec<f32>>(&bytes)
             .ok()
             .map(|rms_db| AudioFeatures { frame_seconds: videdit_media::analyze::FRAME_SECONDS, rms_db }),
-        None => None,
+        Err(e) if e.code() == videdit_core::ErrorCode::ObjectNotFound => None,
+        Err(e) => return Err(retryable(e)),
     };
     let source = video.source_key.as_ref().ok_or_else(|| JobError::fatal("the video has no uploaded source"))?;
     let duration = video.duration_seconds.unwrap_or(transcript.duration);

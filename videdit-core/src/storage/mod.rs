@@ -291,6 +291,17 @@ pub fn attachment_disposition(name: &str) -> String {
     format!("attachment; filename=\"{clean}\"")
 }
 
+/// A whole (small) object in memory: recipes, loudness features.
+///
+/// # Errors
+/// `object_not_found`, backend and I/O failures.
+pub async fn read_all(storage: &dyn Storage, key: &ObjectKey) -> Result<Vec<u8>> {
+    use futures_util::TryStreamExt as _;
+    let got = storage.get(key, None).await?;
+    let chunks: Vec<Bytes> = got.body.try_collect().await.map_err(crate::Error::io("reading an object"))?;
+    Ok(chunks.concat())
+}
+
 /// A stream over an in-memory buffer (tests, small objects).
 #[must_use]
 pub fn bytes_stream(data: impl Into<Bytes>) -> ByteStream {

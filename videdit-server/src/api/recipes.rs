@@ -190,11 +190,8 @@ fn apply(body: &RecipeBody, stored: &ClipRecipe, duration: Option<f64>) -> ApiRe
 }
 
 async fn stored_recipe(state: &AppState, key: &ObjectKey) -> ApiResult<ClipRecipe> {
-    use futures_util::TryStreamExt as _;
-    let got = state.storage.get(key, None).await?;
-    let chunks: Vec<bytes::Bytes> =
-        got.body.try_collect().await.map_err(|e| ApiError::new(ErrorCode::StorageUnavailable, e.to_string()))?;
-    serde_json::from_slice(&chunks.concat())
+    let bytes = videdit_core::storage::read_all(state.storage.as_ref(), key).await?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the stored recipe is unreadable: {e}")))
 }
 
