@@ -184,9 +184,13 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration:")?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
+        // One line (a CLI prints one line per failure), every problem on it.
+        write!(f, "invalid configuration: ")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            write!(f, "{e}")?;
         }
         Ok(())
     }
@@ -536,7 +540,9 @@ mod tests {
         let vars: Vec<_> = errs.0.iter().map(|e| e.var).collect();
         assert_eq!(vars, ["S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE"]);
         let text = errs.to_string();
-        assert!(text.starts_with("invalid configuration:"));
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert!(text.starts_with("invalid configuration: S3_BUCKET: "), "{text}");
+        assert_eq!(text.matches("; ").count(), 3, "{text}");
         let e = single_error(Command::Serve, &[DB, ("STORAGE", "ftp")]);
         assert_eq!(e.var, "STORAGE");
         let e = single_error(

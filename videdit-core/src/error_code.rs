@@ -106,6 +106,8 @@ error_codes! {
     StorageUnavailable => ("storage_unavailable", 503, true),
     /// The database did not answer or failed.
     DatabaseUnavailable => ("database_unavailable", 503, true),
+    /// The identity provider's signing keys (JWKS) could not be fetched.
+    AuthUnavailable => ("auth_unavailable", 503, true),
     /// An operation ran past its deadline.
     Timeout => ("timeout", 504, true),
     /// A bug or an unexpected failure; the request id in the log tells more.

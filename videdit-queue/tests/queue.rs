@@ -1,22 +1,83 @@
 //! The queue against real PostgreSQL.
+//!
+//! No test asserts how fast something happens (that is what the benches are
+//! for): a test waits for the *state* it expects, polling with a generous
+//! deadline, and fails with a message naming what never happened.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use videdit_queue::admin::{self, JobRecord};
 use videdit_queue::queue;
 use videdit_queue::{
-    CancelOutcome, JobError, JobSpec, JobState, Outcome, Processed, RetryPolicy, Worker, WorkerConfig,
+    CancelOutcome, Error, Heartbeat, JobContext, JobError, JobSpec, JobState, Outcome, Processed, RetryPolicy, Swept,
+    Worker, WorkerConfig,
 };
 
 const LEASE: Duration = Duration::from_secs(2);
 
+/// A backoff or schedule so long that "not due yet" is certain; tests move
+/// `run_at` (see [`make_due`]) instead of waiting it out.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// How long a test waits for a state before it gives up. Generous: the
+/// machine may be loaded; a passing test never waits this long.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How often a test looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `$poll` (an expression, may `.await`, giving an `Option`) every
+/// [`POLL`] until it is `Some`, and yields its value; panics naming `$what`
+/// after [`PATIENCE`] (or `$patience`).
+macro_rules! wait_until {
+    ($what:expr, $poll:expr) => {
+        wait_until!($what, PATIENCE, $poll)
+    };
+    ($what:expr, $patience:expr, $poll:expr) => {{
+        let patience: Duration = $patience;
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(v) = $poll {
+                break v;
+            }
+            assert!(std::time::Instant::now() < deadline, "gave up after {patience:?} waiting for {}", $what);
+            tokio::time::sleep(POLL).await;
+        }
+    }};
+}
+
+/// Polls the condition `$cond` (may `.await`) until it holds; see [`wait_until`].
+macro_rules! wait_for {
+    ($what:expr, $cond:expr) => {
+        wait_until!($what, ($cond).then_some(()))
+    };
+    ($what:expr, $patience:expr, $cond:expr) => {
+        wait_until!($what, $patience, ($cond).then_some(()))
+    };
+}
+
+/// Awaits `fut`, failing the test (instead of hanging it) after [`PATIENCE`].
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("gave up after {PATIENCE:?} waiting for {what}"))
+}
+
 fn fast_retry(n: u32) -> RetryPolicy {
     RetryPolicy { max_attempts: n, base: Duration::from_millis(10), max: Duration::from_millis(50), jitter: 0.0 }
+}
+
+/// Returns an expired lease to the queue due at once.
+fn sweep_now() -> RetryPolicy {
+    RetryPolicy { base: Duration::ZERO, jitter: 0.0, ..fast_retry(5) }
 }
 
 fn config(concurrency: usize) -> WorkerConfig {
@@ -41,6 +102,71 @@ async fn enqueue(pool: &PgPool, spec: JobSpec) -> uuid::Uuid {
 
 async fn state(pool: &PgPool, id: uuid::Uuid) -> JobRecord {
     admin::get_job(pool, id).await.unwrap()
+}
+
+/// Each recorded error of a job as (attempt, message).
+fn errors(rec: &JobRecord) -> Vec<(i64, &str)> {
+    rec.errors
+        .as_array()
+        .expect("errors is an array")
+        .iter()
+        .map(|e| (e["attempt"].as_i64().expect("an attempt"), e["error"].as_str().expect("a message")))
+        .collect()
+}
+
+/// The database's clock (every `run_at` is computed from it).
+async fn db_now(pool: &PgPool) -> OffsetDateTime {
+    sqlx::query_scalar("SELECT now()").fetch_one(pool).await.unwrap()
+}
+
+/// When a live job is due.
+async fn run_at(pool: &PgPool, id: uuid::Uuid) -> OffsetDateTime {
+    sqlx::query_scalar("SELECT run_at FROM videdit_queue.jobs WHERE id = $1").bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// When a finished job's last attempt was claimed.
+async fn started_at(pool: &PgPool, id: uuid::Uuid) -> OffsetDateTime {
+    sqlx::query_scalar("SELECT started_at FROM videdit_queue.job_history WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Makes a waiting job due now, as if its backoff or schedule had passed.
+async fn make_due(pool: &PgPool, id: uuid::Uuid) {
+    let done = sqlx::query("UPDATE videdit_queue.jobs SET run_at = now() WHERE id = $1 AND state = 'available'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1, "job {id} is waiting");
+}
+
+/// Calls `process_next` until it finds a due job, and says what it did.
+async fn process_when_due(worker: &Worker, what: &str) -> Processed {
+    wait_until!(what, {
+        let p = worker.process_next().await.unwrap();
+        (p != Processed::Empty).then_some(p)
+    })
+}
+
+/// The server process behind a connection.
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.unwrap()
+}
+
+/// Waits until another backend is blocked on a lock held by backend `holder`.
+async fn wait_blocked_by(pool: &PgPool, holder: i32, what: &str) {
+    wait_for!(what, {
+        let blocked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))")
+                .bind(holder)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        blocked > 0
+    });
 }
 
 /// A second pool on the same database (another "process").
@@ -94,17 +220,14 @@ async fn every_job_completes_exactly_once_under_contention(pool: PgPool) {
         });
         runtimes.push(tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(10))));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    // Ten thousand jobs on a loaded 2-core machine: more patience than usual.
+    wait_for!("all 10 000 side effects", Duration::from_secs(300), {
         let done: i64 = sqlx::query_scalar("SELECT count(*) FROM effects").fetch_one(&pool).await.unwrap();
-        if done == 10_000 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        done == 10_000
+    });
     shutdown.cancel();
     for r in runtimes {
-        r.await.unwrap().unwrap();
+        within("the workers to shut down", r).await.unwrap().unwrap();
     }
     let effects: i64 = sqlx::query_scalar("SELECT count(*) FROM effects").fetch_one(&pool).await.unwrap();
     let completed: i64 =
@@ -121,26 +244,36 @@ async fn every_job_completes_exactly_once_under_contention(pool: PgPool) {
 async fn retries_back_off_then_the_job_dies_with_its_error_history(pool: PgPool) {
     setup(&pool).await;
     let id = enqueue(&pool, JobSpec::new("flaky", &()).unwrap().max_attempts(3)).await;
-    let worker =
-        Worker::new(pool.clone(), config(1)).unwrap().register("flaky", None, fast_retry(3), |ctx| async move {
-            Err(JobError::retryable(format!("boom {}", ctx.job.attempt)))
-        });
-    assert_eq!(worker.process_next().await.unwrap(), Processed::Retried(id));
-    // Backing off: not due yet.
-    assert_eq!(worker.process_next().await.unwrap(), Processed::Empty);
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    assert_eq!(worker.process_next().await.unwrap(), Processed::Retried(id));
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // An hour's backoff, doubling, without jitter: "still backing off" is certain and run_at is exact.
+    let policy = RetryPolicy { max_attempts: 3, base: HOUR, max: 4 * HOUR, jitter: 0.0 };
+    let worker = Worker::new(pool.clone(), config(1)).unwrap().register("flaky", None, policy, |ctx| async move {
+        Err(JobError::retryable(format!("boom {}", ctx.job.attempt)))
+    });
+    for (attempt, backoff) in [(1, HOUR), (2, 2 * HOUR)] {
+        let before = db_now(&pool).await;
+        assert_eq!(worker.process_next().await.unwrap(), Processed::Retried(id), "attempt {attempt}");
+        let after = db_now(&pool).await;
+        let due = run_at(&pool, id).await;
+        assert!(
+            before + backoff <= due && due <= after + backoff,
+            "attempt {attempt} backs off by {backoff:?}: due {due}, failed between {before} and {after}"
+        );
+        let rec = state(&pool, id).await;
+        assert_eq!((rec.state(), rec.attempt), (JobState::Available, attempt));
+        assert_eq!(worker.process_next().await.unwrap(), Processed::Empty, "backing off: not due yet");
+        make_due(&pool, id).await; // the backoff passes
+    }
     assert_eq!(worker.process_next().await.unwrap(), Processed::Dead(id));
     let rec = state(&pool, id).await;
-    assert_eq!(rec.state(), JobState::Dead);
-    assert_eq!(rec.attempt, 3);
-    let errors: Vec<String> =
-        rec.errors.as_array().unwrap().iter().map(|e| e["error"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(errors, ["boom 1", "boom 2", "boom 3"]);
-    // A dead job can be retried by an operator.
+    assert_eq!((rec.state(), rec.attempt, rec.max_attempts), (JobState::Dead, 3, 3));
+    assert_eq!(errors(&rec), [(1, "boom 1"), (2, "boom 2"), (3, "boom 3")]);
+    // A dead job can be retried by an operator: fresh attempts, its history kept.
     let again = admin::retry_dead(&pool, id).await.unwrap();
-    assert_eq!(state(&pool, again).await.state(), JobState::Available);
+    assert_eq!(again, id);
+    let rec = state(&pool, again).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Available, 0));
+    assert_eq!(errors(&rec).len(), 3);
+    assert!(matches!(admin::retry_dead(&pool, id).await, Err(Error::NotFound(x)) if x == id), "no longer dead");
 }
 
 #[sqlx::test(migrations = false)]
@@ -152,22 +285,32 @@ async fn fatal_errors_and_panics_and_timeouts(pool: PgPool) {
         .register("fatal", None, fast_retry(5), |_| async { Err(JobError::fatal("bad input")) })
         .register("panic", None, fast_retry(1), |_| async { panic!("handler bug") })
         .register("slow", Some(Duration::from_millis(100)), fast_retry(1), |_| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            tokio::time::sleep(HOUR).await;
             Ok(Outcome::Complete)
         });
     assert_eq!(worker.process_next().await.unwrap(), Processed::Dead(fatal));
+    let rec = state(&pool, fatal).await;
+    assert_eq!((rec.state(), rec.attempt, rec.max_attempts), (JobState::Dead, 1, 5), "fatal: no retry");
+    assert_eq!(errors(&rec), [(1, "bad input")]);
     let p = enqueue(&pool, JobSpec::new("panic", &()).unwrap().max_attempts(1)).await;
     assert_eq!(worker.process_next().await.unwrap(), Processed::Dead(p));
-    assert!(state(&pool, p).await.errors.to_string().contains("panicked"));
+    let rec = state(&pool, p).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Dead, 1));
+    assert_eq!(errors(&rec), [(1, "the handler panicked")]);
+    // The handler would sleep for an hour: only its timeout ends it.
     let s = enqueue(&pool, JobSpec::new("slow", &()).unwrap().max_attempts(1)).await;
-    let started = std::time::Instant::now();
-    assert_eq!(worker.process_next().await.unwrap(), Processed::Dead(s));
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(state(&pool, s).await.errors.to_string().contains("timed out"));
+    assert_eq!(
+        within("the 100 ms timeout to stop the handler", worker.process_next()).await.unwrap(),
+        Processed::Dead(s)
+    );
+    let rec = state(&pool, s).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Dead, 1));
+    assert_eq!(errors(&rec), [(1, "timed out after 100 ms")]);
     // A worker claims only kinds it has handlers for: the job waits for one that has.
     let unknown = enqueue(&pool, JobSpec::new("nobody", &()).unwrap()).await;
     assert_eq!(worker.process_next().await.unwrap(), Processed::Empty);
-    assert_eq!(state(&pool, unknown).await.state(), JobState::Available);
+    let rec = state(&pool, unknown).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Available, 0));
 }
 
 #[sqlx::test(migrations = false)]
@@ -205,13 +348,8 @@ async fn unique_keys_hold_under_concurrent_enqueue(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn scheduled_jobs_wait_and_priorities_order(pool: PgPool) {
     setup(&pool).await;
-    let later = enqueue(
-        &pool,
-        JobSpec::new("k", &"later")
-            .unwrap()
-            .run_at(time::OffsetDateTime::now_utc() + time::Duration::milliseconds(800)),
-    )
-    .await;
+    let later_at = db_now(&pool).await + HOUR;
+    let later = enqueue(&pool, JobSpec::new("k", &"later").unwrap().run_at(later_at)).await;
     let low = enqueue(&pool, JobSpec::new("k", &"low").unwrap().priority(5)).await;
     let high = enqueue(&pool, JobSpec::new("k", &"high").unwrap().priority(-5)).await;
     let worker = Worker::new(pool.clone(), config(1))
@@ -220,7 +358,16 @@ async fn scheduled_jobs_wait_and_priorities_order(pool: PgPool) {
     assert_eq!(worker.process_next().await.unwrap(), Processed::Completed(high));
     assert_eq!(worker.process_next().await.unwrap(), Processed::Completed(low));
     assert_eq!(worker.process_next().await.unwrap(), Processed::Empty, "the scheduled job is not due");
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(run_at(&pool, later).await, later_at);
+    // A job scheduled a moment ahead runs once its time has come, and not before.
+    let soon_at = db_now(&pool).await + Duration::from_millis(200);
+    let soon = enqueue(&pool, JobSpec::new("k", &"soon").unwrap().run_at(soon_at)).await;
+    assert_eq!(process_when_due(&worker, "the job scheduled 200 ms ahead").await, Processed::Completed(soon));
+    let claimed = started_at(&pool, soon).await;
+    assert!(claimed >= soon_at, "claimed at {claimed}, before its run_at {soon_at}");
+    // The hour-ahead one still waits, until its time comes.
+    assert_eq!(state(&pool, later).await.state(), JobState::Available);
+    make_due(&pool, later).await;
     assert_eq!(worker.process_next().await.unwrap(), Processed::Completed(later));
 }
 
@@ -240,53 +387,89 @@ async fn paused_queues_are_not_claimed(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_running_job_is_cancelled_promptly(pool: PgPool) {
+async fn a_running_job_is_cancelled_through_its_heartbeat(pool: PgPool) {
     setup(&pool).await;
     let id = enqueue(&pool, JobSpec::new("wait", &()).unwrap()).await;
-    let worker =
-        Worker::new(pool.clone(), config(1)).unwrap().register("wait", None, fast_retry(3), |ctx| async move {
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let worker = Worker::new(pool.clone(), config(1)).unwrap().register("wait", None, fast_retry(3), move |ctx| {
+        let started_tx = started_tx.clone();
+        async move {
             ctx.progress(serde_json::json!({"percent": 10})).await.map_err(JobError::from)?;
+            let _ = started_tx.send(ctx.job.id);
             ctx.cancelled().await;
             Err(JobError::retryable("stopped"))
-        });
+        }
+    });
     let run = tokio::spawn(async move { worker.process_next().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(state(&pool, id).await.state(), JobState::Running);
-    assert_eq!(state(&pool, id).await.progress, Some(serde_json::json!({"percent": 10})));
-    let asked = std::time::Instant::now();
+    assert_eq!(within("the handler to start", started.recv()).await, Some(id));
+    let rec = state(&pool, id).await;
+    assert_eq!(rec.state(), JobState::Running);
+    assert_eq!(rec.progress, Some(serde_json::json!({"percent": 10})));
     assert_eq!(videdit_queue::cancel(&pool, id).await.unwrap(), CancelOutcome::Requested);
-    assert_eq!(run.await.unwrap(), Processed::Cancelled(id));
-    assert!(asked.elapsed() < LEASE, "cancelled within one heartbeat ({:?})", asked.elapsed());
-    assert_eq!(state(&pool, id).await.state(), JobState::Cancelled);
+    // The request reaches the handler through a heartbeat; the handler never returns on its own.
+    assert_eq!(within("the cancel request to stop the handler", run).await.unwrap(), Processed::Cancelled(id));
+    let rec = state(&pool, id).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Cancelled, 1));
+    assert_eq!(errors(&rec), [(1, "cancelled")]);
     // Waiting jobs are cancelled at once; finished ones are not live.
     let waiting = enqueue(&pool, JobSpec::new("wait", &()).unwrap()).await;
     assert_eq!(videdit_queue::cancel(&pool, waiting).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(state(&pool, waiting).await.state(), JobState::Cancelled);
     assert_eq!(videdit_queue::cancel(&pool, waiting).await.unwrap(), CancelOutcome::NotLive);
+    assert_eq!(videdit_queue::cancel(&pool, uuid::Uuid::now_v7()).await.unwrap(), CancelOutcome::NotLive);
 }
 
 #[sqlx::test(migrations = false)]
 async fn graceful_shutdown_finishes_or_releases_in_flight_jobs(pool: PgPool) {
     setup(&pool).await;
-    let quick = enqueue(&pool, JobSpec::new("sleep", &300u64).unwrap()).await;
-    let long = enqueue(&pool, JobSpec::new("sleep", &30_000u64).unwrap()).await;
-    let handler = |ctx: videdit_queue::JobContext| async move {
-        let ms: u64 = ctx.job.payload().map_err(JobError::from)?;
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        Ok(Outcome::Complete)
-    };
-    let worker = Worker::new(pool.clone(), config(2)).unwrap().register("sleep", None, fast_retry(3), handler);
+    let quick = enqueue(&pool, JobSpec::new("quick", &()).unwrap()).await;
+    let long = enqueue(&pool, JobSpec::new("long", &()).unwrap()).await;
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    // The quick job finishes when told to (inside the grace period); the long one never does on its own.
+    let finish_quick = CancellationToken::new();
+    let worker = Worker::new(pool.clone(), config(2))
+        .unwrap()
+        .register("quick", None, fast_retry(3), {
+            let (started_tx, finish_quick) = (started_tx.clone(), finish_quick.clone());
+            move |ctx| {
+                let (started_tx, finish_quick) = (started_tx.clone(), finish_quick.clone());
+                async move {
+                    let _ = started_tx.send(ctx.job.id);
+                    finish_quick.cancelled().await;
+                    Ok(Outcome::Complete)
+                }
+            }
+        })
+        .register("long", None, fast_retry(3), move |ctx| {
+            let started_tx = started_tx.clone();
+            async move {
+                let _ = started_tx.send(ctx.job.id);
+                ctx.cancelled().await;
+                Err(JobError::retryable("stopped"))
+            }
+        });
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_millis(1000)));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
+    let mut running = vec![
+        within("the first job to start", started.recv()).await.unwrap(),
+        within("the second job to start", started.recv()).await.unwrap(),
+    ];
+    running.sort();
+    let mut expected = vec![quick, long];
+    expected.sort();
+    assert_eq!(running, expected, "both jobs are in flight");
     shutdown.cancel();
-    run.await.unwrap().unwrap();
-    assert_eq!(state(&pool, quick).await.state(), JobState::Completed, "finished within the grace period");
+    finish_quick.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+    let rec = state(&pool, quick).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Completed, 1), "finished within the grace period");
     let rec = state(&pool, long).await;
-    assert_eq!((rec.state(), rec.attempt), (JobState::Available, 0), "released at once, attempt not spent");
+    assert_eq!((rec.state(), rec.attempt), (JobState::Available, 0), "released after the grace, attempt not spent");
+    assert_eq!(errors(&rec), Vec::<(i64, &str)>::new(), "a release is not a failure");
     // Another worker takes it immediately (no lease to wait out).
     let other = Worker::new(pool.clone(), config(1))
         .unwrap()
-        .register("sleep", None, fast_retry(3), |_| async { Ok(Outcome::Complete) });
+        .register("long", None, fast_retry(3), |_| async { Ok(Outcome::Complete) });
     assert_eq!(other.process_next().await.unwrap(), Processed::Completed(long));
 }
 
@@ -295,19 +478,24 @@ async fn a_stale_workers_late_completion_is_fenced(pool: PgPool) {
     setup(&pool).await;
     let id = enqueue(&pool, JobSpec::new("k", &()).unwrap()).await;
     let first = queue::claim(&pool, &["default".into()], 10, Duration::from_millis(200)).await.unwrap().remove(0);
-    assert_eq!(first.id, id);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let swept = queue::sweep(&pool, &RetryPolicy { jitter: 0.0, base: Duration::ZERO, ..fast_retry(5) }).await.unwrap();
-    assert_eq!(swept.retried, 1);
+    assert_eq!((first.id, first.attempt), (id, 1));
+    let swept = wait_until!("the 200 ms lease to expire and be swept", {
+        let s = queue::sweep(&pool, &sweep_now()).await.unwrap();
+        (s != Swept::default()).then_some(s)
+    });
+    assert_eq!(swept, Swept { retried: 1, dead: 0 });
     let second = queue::claim(&pool, &["default".into()], 10, LEASE).await.unwrap().remove(0);
     assert_eq!((second.id, second.attempt), (id, 2));
-    assert!(matches!(queue::complete(&pool, &first).await, Err(videdit_queue::Error::LeaseLost(_))));
-    assert_eq!(queue::heartbeat(&pool, &first, LEASE).await.unwrap(), videdit_queue::Heartbeat::Lost);
-    assert!(queue::set_progress(&pool, &first, &serde_json::json!(1)).await.is_err());
+    assert!(matches!(queue::complete(&pool, &first).await, Err(Error::LeaseLost(x)) if x == id));
+    assert_eq!(queue::heartbeat(&pool, &first, LEASE).await.unwrap(), Heartbeat::Lost);
+    assert!(
+        matches!(queue::set_progress(&pool, &first, &serde_json::json!(1)).await, Err(Error::LeaseLost(x)) if x == id)
+    );
     queue::complete(&pool, &second).await.unwrap();
     let rec = state(&pool, id).await;
     assert_eq!((rec.state(), rec.attempt), (JobState::Completed, 2));
-    assert!(rec.errors.to_string().contains("lease expired"));
+    assert_eq!(rec.progress, None, "the stale worker's progress was refused");
+    assert_eq!(errors(&rec), [(1, "lease expired (worker lost)")]);
 }
 
 #[sqlx::test(migrations = false)]
@@ -316,18 +504,29 @@ async fn two_sweepers_at_once_return_each_job_once(pool: PgPool) {
     for i in 0..50 {
         enqueue(&pool, JobSpec::new("k", &i).unwrap()).await;
     }
-    queue::claim(&pool, &["default".into()], 50, Duration::from_millis(100)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let claimed = queue::claim(&pool, &["default".into()], 50, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(claimed.len(), 50);
+    wait_for!("every 100 ms lease to expire", {
+        let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.jobs WHERE lease_until >= now()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        leased == 0
+    });
     let other = another_pool(&pool, 2).await;
     let policy = fast_retry(5);
     let (a, b) = tokio::join!(queue::sweep(&pool, &policy), queue::sweep(&other, &policy));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.retried + b.retried, 50);
-    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.jobs WHERE state = 'running'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(running, 0);
+    assert_eq!((a.retried + b.retried, a.dead + b.dead), (50, 0));
+    let (running, once): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'running'),
+                count(*) FILTER (WHERE state = 'available' AND jsonb_array_length(errors) = 1)
+         FROM videdit_queue.jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((running, once), (0, 50), "each job returned once, with one lease-expired error");
 }
 
 /// Two connections, driven step by step: a transition that holds the row
@@ -336,47 +535,56 @@ async fn two_sweepers_at_once_return_each_job_once(pool: PgPool) {
 async fn concurrent_transitions_have_one_winner(pool: PgPool) {
     setup(&pool).await;
     let q = vec!["default".to_owned()];
-    let policy = fast_retry(5);
 
     // claim vs cancel: the claim holds the row; the cancel waits, then finds it running.
     let id = enqueue(&pool, JobSpec::new("k", &()).unwrap()).await;
     let mut tx = pool.begin().await.unwrap();
+    let holder = backend_pid(&mut tx).await;
     let claimed = queue::claim(&mut *tx, &q, 1, LEASE).await.unwrap().remove(0);
     let cancel = tokio::spawn({
         let pool = pool.clone();
         async move { videdit_queue::cancel(&pool, id).await.unwrap() }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_blocked_by(&pool, holder, "the cancel to wait for the claim's row lock").await;
     assert!(!cancel.is_finished(), "the cancel waits for the claim's row lock");
     tx.commit().await.unwrap();
-    assert_eq!(cancel.await.unwrap(), CancelOutcome::Requested);
+    assert_eq!(within("the cancel", cancel).await.unwrap(), CancelOutcome::Requested);
     // cancel vs complete: the completion still wins against a mere request...
     queue::complete(&pool, &claimed).await.unwrap();
     assert_eq!(state(&pool, id).await.state(), JobState::Completed);
     assert_eq!(videdit_queue::cancel(&pool, id).await.unwrap(), CancelOutcome::NotLive);
 
-    // cancel vs complete on a waiting job: cancel first, then a completion is fenced out.
+    // sweep vs heartbeat: the sweep takes the expired lease; the heartbeat then finds it lost.
     let id = enqueue(&pool, JobSpec::new("k", &()).unwrap()).await;
     let job = queue::claim(&pool, &q, 1, Duration::from_millis(100)).await.unwrap().remove(0);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // sweep vs heartbeat: the sweep takes the expired lease; the heartbeat then finds it lost.
+    wait_for!("the 100 ms lease to expire", {
+        let expired: bool = sqlx::query_scalar("SELECT lease_until < now() FROM videdit_queue.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        expired
+    });
     let mut tx = pool.begin().await.unwrap();
-    assert_eq!(queue::sweep(&mut *tx, &policy).await.unwrap().retried, 1);
+    let holder = backend_pid(&mut tx).await;
+    assert_eq!(queue::sweep(&mut *tx, &sweep_now()).await.unwrap(), Swept { retried: 1, dead: 0 });
     let beat = tokio::spawn({
         let (pool, job) = (pool.clone(), job.clone());
         async move { queue::heartbeat(&pool, &job, LEASE).await.unwrap() }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_blocked_by(&pool, holder, "the heartbeat to wait for the sweep's row lock").await;
     assert!(!beat.is_finished(), "the heartbeat waits for the sweep");
     tx.commit().await.unwrap();
-    assert_eq!(beat.await.unwrap(), videdit_queue::Heartbeat::Lost);
+    assert_eq!(within("the heartbeat", beat).await.unwrap(), Heartbeat::Lost);
     // sweep vs late complete: fenced.
-    assert!(queue::complete(&pool, &job).await.is_err());
+    assert!(matches!(queue::complete(&pool, &job).await, Err(Error::LeaseLost(x)) if x == id));
     assert_eq!(state(&pool, id).await.state(), JobState::Available);
 
     // retry vs cancel: the failure is recorded first (holding the row); the cancel then cancels the waiting job.
     let job = queue::claim(&pool, &q, 1, LEASE).await.unwrap().remove(0);
+    assert_eq!((job.id, job.attempt), (id, 2));
     let mut tx = pool.begin().await.unwrap();
+    let holder = backend_pid(&mut tx).await;
     let done = sqlx::query(
         "UPDATE videdit_queue.jobs SET state = 'available', lease_token = NULL WHERE id = $1 AND lease_token = $2",
     )
@@ -390,11 +598,13 @@ async fn concurrent_transitions_have_one_winner(pool: PgPool) {
         let pool = pool.clone();
         async move { videdit_queue::cancel(&pool, id).await.unwrap() }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!cancel.is_finished());
+    wait_blocked_by(&pool, holder, "the cancel to wait for the failure's row lock").await;
+    assert!(!cancel.is_finished(), "the cancel waits for the failure");
     tx.commit().await.unwrap();
-    assert_eq!(cancel.await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(within("the cancel", cancel).await.unwrap(), CancelOutcome::Cancelled);
     assert_eq!(state(&pool, id).await.state(), JobState::Cancelled);
+    // The failed attempt's holder is fenced out too.
+    assert!(matches!(queue::complete(&pool, &job).await, Err(Error::LeaseLost(x)) if x == id));
 }
 
 #[sqlx::test(migrations = false)]
@@ -406,13 +616,19 @@ async fn a_worker_whose_connections_are_killed_recovers(pool: PgPool) {
         .await
         .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
-    let d = done.clone();
-    let worker = Worker::new(worker_pool, config(2)).unwrap().register("k", None, fast_retry(5), move |_| {
-        let d = d.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            d.fetch_add(1, Ordering::SeqCst);
-            Ok(Outcome::Complete)
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    // Handlers hold on until the connections are killed, so jobs are in flight when it happens.
+    let go = CancellationToken::new();
+    let worker = Worker::new(worker_pool, config(2)).unwrap().register("k", None, fast_retry(5), {
+        let (done, go) = (done.clone(), go.clone());
+        move |_| {
+            let (done, go, started_tx) = (done.clone(), go.clone(), started_tx.clone());
+            async move {
+                let _ = started_tx.send(());
+                go.cancelled().await;
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok(Outcome::Complete)
+            }
         }
     });
     let shutdown = CancellationToken::new();
@@ -420,29 +636,30 @@ async fn a_worker_whose_connections_are_killed_recovers(pool: PgPool) {
     for i in 0..10 {
         enqueue(&pool, JobSpec::new("k", &i).unwrap()).await;
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    for n in 1..=2 {
+        within(&format!("in-flight job {n} to start"), started.recv()).await.unwrap();
+    }
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'victim-worker') t",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(killed > 0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    assert!(killed > 0, "the worker had connections to kill");
+    go.cancel();
+    wait_for!("every job to complete after the worker's connections were killed", {
         let finished: i64 =
             sqlx::query_scalar("SELECT count(*) FROM videdit_queue.job_history WHERE final_state = 'completed'")
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-        if finished == 10 || std::time::Instant::now() > deadline {
-            assert_eq!(finished, 10, "every job completes after the connections were killed");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        finished == 10
+    });
     shutdown.cancel();
-    run.await.unwrap().unwrap();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(live, 0);
+    assert!(done.load(Ordering::SeqCst) >= 10, "every completed job ran its handler");
 }
 
 /// The child side of the SIGKILL test: runs a worker whose handler never
@@ -455,7 +672,7 @@ async fn crash_child_entry() {
     url.push_str("?application_name=crash-child");
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
     let worker = Worker::new(pool, config(1)).unwrap().register("crashy", None, fast_retry(5), |_| async {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        tokio::time::sleep(HOUR).await;
         Ok(Outcome::Complete)
     });
     worker.run(CancellationToken::new(), Duration::from_secs(1)).await.unwrap();
@@ -479,28 +696,181 @@ async fn worker_killed_with_sigkill_has_its_job_rerun(pool: PgPool) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while state(&pool, id).await.state() != JobState::Running {
-        assert!(std::time::Instant::now() < deadline, "the child never claimed the job");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for!("the child to claim the job", state(&pool, id).await.state() == JobState::Running);
     child.kill().unwrap(); // SIGKILL: no chance to release anything
     child.wait().unwrap();
-    // Nothing is done until the lease runs out.
+    // Nothing is done until the lease runs out: the job stays running, unclaimable.
     let worker = Worker::new(pool.clone(), config(1))
         .unwrap()
         .register("crashy", None, fast_retry(5), |_| async { Ok(Outcome::Complete) });
     assert_eq!(worker.process_next().await.unwrap(), Processed::Empty);
-    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
-    let swept = queue::sweep(&pool, &RetryPolicy { base: Duration::ZERO, jitter: 0.0, ..fast_retry(5) }).await.unwrap();
-    assert_eq!(swept.retried, 1);
+    let rec = state(&pool, id).await;
+    assert_eq!((rec.state(), rec.attempt), (JobState::Running, 1));
+    let swept = wait_until!("the dead child's lease to expire and be swept", {
+        let s = queue::sweep(&pool, &sweep_now()).await.unwrap();
+        (s != Swept::default()).then_some(s)
+    });
+    assert_eq!(swept, Swept { retried: 1, dead: 0 });
     assert_eq!(worker.process_next().await.unwrap(), Processed::Completed(id));
     let rec = state(&pool, id).await;
     assert_eq!((rec.state(), rec.attempt), (JobState::Completed, 2));
+    assert_eq!(errors(&rec), [(1, "lease expired (worker lost)")]);
     let completions: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.job_history WHERE id = $1")
         .bind(id)
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(completions, 1);
+}
+
+/// `Outcome::Snooze(d)`: the job goes back to waiting with `run_at = now() + d`
+/// (the database's clock at the snooze), the attempt counter goes back to
+/// what it was before the claim (the snooze spends no attempt), no error is
+/// recorded, and the job runs again once due.
+#[sqlx::test(migrations = false)]
+async fn snooze_reruns_the_job_later_without_spending_an_attempt(pool: PgPool) {
+    setup(&pool).await;
+    const NAP: Duration = Duration::from_millis(250);
+    // Two attempts: the first fails, so a snooze that spent or reset an attempt shows in the count.
+    let id = enqueue(&pool, JobSpec::new("nap", &()).unwrap().max_attempts(2)).await;
+    // The attempt number each invocation saw.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let at_once = RetryPolicy { max_attempts: 2, base: Duration::ZERO, max: Duration::ZERO, jitter: 0.0 };
+    let worker = Worker::new(pool.clone(), config(1)).unwrap().register("nap", None, at_once, {
+        let seen = seen.clone();
+        move |ctx| {
+            let seen = seen.clone();
+            async move {
+                let n = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(ctx.job.attempt);
+                    seen.len()
+                };
+                match n {
+                    1 => Err(JobError::retryable("first try fails")),
+                    2 => Ok(Outcome::Snooze(HOUR)),
+                    3 => Ok(Outcome::Snooze(NAP)),
+                    _ => Ok(Outcome::Complete),
+                }
+            }
+        }
+    });
+    assert_eq!(worker.process_next().await.unwrap(), Processed::Retried(id));
+    let rec = state(&pool, id).await;
+    assert_eq!((rec.state(), rec.attempt, rec.max_attempts), (JobState::Available, 1, 2));
+
+    // Snooze for an hour: waiting again, due an hour from the snooze, the attempt given back.
+    let before = db_now(&pool).await;
+    assert_eq!(process_when_due(&worker, "the retry").await, Processed::Snoozed(id));
+    let after = db_now(&pool).await;
+    let due = run_at(&pool, id).await;
+    assert!(before + HOUR <= due && due <= after + HOUR, "due {due}, snoozed between {before} and {after}");
+    let rec = state(&pool, id).await;
+    assert_eq!((rec.state(), rec.attempt, rec.max_attempts), (JobState::Available, 1, 2), "no attempt spent");
+    assert_eq!(errors(&rec), [(1, "first try fails")], "a snooze is not a failure");
+    assert_eq!(worker.process_next().await.unwrap(), Processed::Empty, "snoozed for an hour: not due");
+
+    // The hour passes; it runs again (still attempt 2) and snoozes briefly.
+    make_due(&pool, id).await;
+    let before = db_now(&pool).await;
+    assert_eq!(worker.process_next().await.unwrap(), Processed::Snoozed(id));
+    let after = db_now(&pool).await;
+    let nap_until = run_at(&pool, id).await;
+    assert!(
+        before + NAP <= nap_until && nap_until <= after + NAP,
+        "due {nap_until}, snoozed between {before} and {after}"
+    );
+    assert_eq!(state(&pool, id).await.attempt, 1);
+
+    // Nobody moves run_at now: the job comes back by itself once the nap is over, and not before.
+    assert_eq!(process_when_due(&worker, "the snoozed job to be due again").await, Processed::Completed(id));
+    let claimed = started_at(&pool, id).await;
+    assert!(claimed >= nap_until, "claimed at {claimed}, before its snooze ended at {nap_until}");
+
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 2, 2], "the attempt number each run saw");
+    let rec = state(&pool, id).await;
+    assert_eq!((rec.state(), rec.attempt, rec.max_attempts), (JobState::Completed, 2, 2));
+    assert_eq!(errors(&rec), [(1, "first try fails")]);
+}
+
+/// A job that works for three leases while heartbeats renew its lease is
+/// never taken from its worker: with a second worker and a sweeper running
+/// all along (either would re-run a job whose lease lapsed), its handler
+/// runs once and the job completes once, with no lease-expired error.
+#[sqlx::test(migrations = false)]
+async fn heartbeats_keep_a_job_three_leases_long_from_running_twice(pool: PgPool) {
+    setup(&pool).await;
+    let lease = Duration::from_secs(3);
+    let cfg = WorkerConfig { lease, ..config(1) };
+    let id = enqueue(&pool, JobSpec::new("long", &()).unwrap()).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let runs = runs.clone();
+        move |ctx: JobContext| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(3 * lease).await; // the work: three leases long
+                // The first lease is long past, yet the job is still ours and leased into the future.
+                let row: Option<(bool, bool)> = sqlx::query_as(
+                    "SELECT now() > started_at + make_interval(secs => $3), lease_until > now()
+                     FROM videdit_queue.jobs WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                )
+                .bind(ctx.job.id)
+                .bind(ctx.job.lease_token)
+                .bind(lease.as_secs_f64())
+                .fetch_optional(ctx.pool())
+                .await
+                .map_err(|e| JobError::retryable(e.to_string()))?;
+                match row {
+                    Some((true, true)) => Ok(Outcome::Complete),
+                    other => Err(JobError::fatal(format!("(first lease past, leased now) = {other:?}"))),
+                }
+            }
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let mut metrics = Vec::new();
+    let mut runtimes = Vec::new();
+    for _ in 0..2 {
+        let worker = Worker::new(another_pool(&pool, 4).await, cfg.clone()).unwrap().register(
+            "long",
+            None,
+            fast_retry(5),
+            handler.clone(),
+        );
+        metrics.push(worker.metrics());
+        runtimes.push(tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(1))));
+    }
+    // A sweeper of its own, returning any lapsed lease at once.
+    let sweeper = tokio::spawn({
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        async move {
+            let mut total = Swept::default();
+            while !shutdown.is_cancelled() {
+                let s = queue::sweep(&pool, &sweep_now()).await.unwrap();
+                total.retried += s.retried;
+                total.dead += s.dead;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            total
+        }
+    });
+    wait_for!(
+        "the long job to finish",
+        !matches!(state(&pool, id).await.state(), JobState::Available | JobState::Running)
+    );
+    shutdown.cancel();
+    for r in runtimes {
+        within("the workers to shut down", r).await.unwrap().unwrap();
+    }
+    let swept = within("the sweeper to stop", sweeper).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
+    let rec = state(&pool, id).await;
+    assert_eq!(errors(&rec), Vec::<(i64, &str)>::new(), "no lease expired, no failure");
+    assert_eq!((rec.state(), rec.attempt), (JobState::Completed, 1));
+    assert_eq!(swept, Swept::default(), "the sweeper never found the lease expired");
+    let started: u64 = metrics.iter().map(|m| m.started.load(Ordering::SeqCst)).sum();
+    let completed: u64 = metrics.iter().map(|m| m.completed.load(Ordering::SeqCst)).sum();
+    assert_eq!((started, completed), (1, 1), "one start and one completion across both workers");
 }

@@ -103,7 +103,7 @@ impl AuthError {
             Self::Missing => ErrorCode::Unauthenticated,
             Self::Invalid(_) => ErrorCode::InvalidToken,
             Self::Expired => ErrorCode::TokenExpired,
-            Self::KeysUnavailable(_) => ErrorCode::StorageUnavailable,
+            Self::KeysUnavailable(_) => ErrorCode::AuthUnavailable,
         }
     }
 }
@@ -132,7 +132,10 @@ pub struct Jwks {
     config: ClerkConfig,
     client: reqwest::Client,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the JWKS was last fetched, and why that fetch failed if it did
+    /// (so requests inside the refresh interval of a failed fetch report
+    /// the outage, not an unknown key).
+    last_fetch: Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -252,12 +255,28 @@ impl Jwks {
             if let Some(k) = self.keys.read().await.get(kid) {
                 return Ok(k.clone());
             }
-            if last.is_some_and(|t| t.elapsed() < self.config.min_refresh_interval) {
-                return Err(AuthError::Invalid(format!("unknown signing key {kid:?}")));
+            if let Some((at, failure)) = last.as_ref()
+                && at.elapsed() < self.config.min_refresh_interval
+            {
+                return Err(match failure {
+                    Some(reason) => AuthError::KeysUnavailable(reason.clone()),
+                    None => AuthError::Invalid(format!("unknown signing key {kid:?}")),
+                });
             }
-            *last = Some(Instant::now());
-            let fresh = self.fetch().await?;
-            *self.keys.write().await = fresh;
+            match self.fetch().await {
+                Ok(fresh) => {
+                    *last = Some((Instant::now(), None));
+                    *self.keys.write().await = fresh;
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        AuthError::KeysUnavailable(r) => r.clone(),
+                        other => other.to_string(),
+                    };
+                    *last = Some((Instant::now(), Some(reason)));
+                    return Err(e);
+                }
+            }
         }
         self.keys
             .read()
@@ -308,10 +327,16 @@ impl Jwks {
         validation.leeway = self.config.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         match &self.config.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
+            Some(aud) => {
+                // A token without `aud` must not pass an audience check.
+                validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+                validation.set_audience(&[aud]);
+            }
+            None => {
+                validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+                validation.validate_aud = false;
+            }
         }
         let data = decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,

@@ -122,10 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rate_limiter: RateLimiter::new(settings.limits.requests_per_second, settings.limits.request_burst),
                 limits: settings.limits.clone(),
                 http_metrics: Default::default(),
-                metrics_token: std::env::var("METRICS_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty())
-                    .map(videdit_core::Secret::new),
+                metrics_token: metrics_token(),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
@@ -150,6 +147,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `METRICS_TOKEN`, when set and not empty.
+fn metrics_token() -> Option<videdit_core::Secret<String>> {
+    std::env::var("METRICS_TOKEN").ok().filter(|t| !t.is_empty()).map(videdit_core::Secret::new)
+}
+
 /// Runs the worker until SIGTERM, then shuts it down gracefully.
 async fn run_worker(
     config: &Config,
@@ -170,14 +172,7 @@ async fn run_worker(
     worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;
     drop(conn);
     if let Some(addr) = health {
-        let route = poem::Route::new().at("/healthz", poem::get(poem::endpoint::make_sync(|_| "ok"))).at(
-            "/metrics",
-            poem::get(poem::endpoint::make_sync(move |_| {
-                let mut out = String::new();
-                metrics.render(&mut out);
-                out
-            })),
-        );
+        let route = videdit_server::health::worker_routes(metrics, metrics_token());
         let listener = poem::listener::TcpListener::bind(addr.clone());
         tracing::info!(%addr, "worker health endpoint");
         tokio::spawn(async move { poem::Server::new(listener).run(route).await });

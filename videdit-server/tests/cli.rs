@@ -79,3 +79,27 @@ fn models_import_lists_and_resolves() {
     let err = one_line_error(&videdit(&["models", "import", &ct2, "--name", "../evil"], &models));
     assert!(err.contains("invalid model name"), "{err}");
 }
+
+#[test]
+fn insecure_dev_auth_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    for bind in ["0.0.0.0:18080", "[::]:18080", "192.0.2.10:18080"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_videdit"))
+            .arg("serve")
+            .env("AUTH_MODE", "insecure-dev")
+            .env("BIND_ADDR", bind)
+            // Settings are checked before anything is opened: no database is needed.
+            .env("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
+            .env("STORAGE", "local")
+            .env("STORAGE_DIR", dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let err = one_line_error(&out);
+        assert!(
+            err.contains("AUTH_MODE") && err.contains(&format!("insecure-dev refuses to start on {bind}")),
+            "{bind}: {err}"
+        );
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
+}

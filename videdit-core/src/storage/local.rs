@@ -18,8 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::signing::{SignedOperation, UrlSigner, VerifiedUrl};
 use super::{
-    ByteRange, ByteStream, CompletedPart, GetObject, KeyPrefix, MIN_PART_SIZE, MultipartUpload, ObjectKey, ObjectMeta,
-    PresignGet, PresignPut, PresignedRequest, Storage, check_content_type, check_expiry, check_part_number,
+    ByteRange, ByteStream, CompletedPart, GetObject, KeyPrefix, MultipartUpload, ObjectKey, ObjectMeta, PresignGet,
+    PresignPut, PresignedRequest, Storage, check_content_type, check_expiry, check_part_number,
 };
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -414,27 +414,21 @@ impl Storage for LocalStorage {
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[CompletedPart]) -> Result<ObjectMeta> {
         let dir = self.upload_dir(&upload.upload_id)?;
         let info = self.upload_info(&dir, upload).await?;
-        validate_part_list(parts)?;
+        super::parts::validate_part_list(parts)?;
+        let mut stored = super::parts::StoredParts::default();
         let mut sizes = Vec::with_capacity(parts.len());
         for p in parts {
-            let etag = fs::read_to_string(dir.join(format!("{:05}.etag", p.part_number)))
-                .await
-                .map_err(|_| Error::InvalidRequest(format!("part {} was not uploaded", p.part_number)))?;
-            if etag.trim_matches('"') != p.etag.trim().trim_matches('"') {
-                return Err(Error::InvalidRequest(format!("part {} has another ETag", p.part_number)));
-            }
+            let Ok(etag) = fs::read_to_string(dir.join(format!("{:05}.etag", p.part_number))).await else {
+                continue; // not uploaded: the check names it
+            };
             let len = fs::metadata(dir.join(format!("{:05}", p.part_number)))
                 .await
                 .map_err(Error::io("reading a part"))?
                 .len();
+            stored.add(Some(p.part_number), Some(&etag), i64::try_from(len).ok());
             sizes.push(len);
         }
-        if let Some((i, _)) = sizes.iter().enumerate().find(|(i, s)| *i + 1 < sizes.len() && **s < MIN_PART_SIZE) {
-            return Err(Error::InvalidRequest(format!(
-                "part {} is smaller than 5 MiB and is not the last part",
-                parts[i].part_number
-            )));
-        }
+        stored.check(parts)?;
         let tmp = self.tmp_path();
         let assembled = async {
             let mut out = fs::File::create(&tmp).await.map_err(Error::io("assembling parts"))?;
@@ -477,18 +471,4 @@ impl Storage for LocalStorage {
 
 fn expiry(expires_in: Duration) -> OffsetDateTime {
     OffsetDateTime::now_utc() + expires_in
-}
-
-/// Parts must be listed once each, in ascending order.
-pub(crate) fn validate_part_list(parts: &[CompletedPart]) -> Result<()> {
-    if parts.is_empty() {
-        return Err(Error::InvalidRequest("a multipart upload needs at least one part".into()));
-    }
-    for p in parts {
-        check_part_number(p.part_number)?;
-    }
-    if parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
-        return Err(Error::InvalidRequest("parts must be listed once each, in ascending order".into()));
-    }
-    Ok(())
 }

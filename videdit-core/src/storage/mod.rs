@@ -8,6 +8,7 @@
 
 mod key;
 mod local;
+mod parts;
 #[cfg(feature = "s3")]
 mod s3;
 mod signing;

@@ -184,7 +184,8 @@ impl S3Storage {
     /// a clear message on every provider (some S3-compatible stores do not
     /// check ETags themselves). Providers without ListParts skip the check.
     async fn check_parts(&self, upload: &MultipartUpload, parts: &[CompletedPart]) -> Result<()> {
-        let mut stored = std::collections::HashMap::new();
+        super::parts::validate_part_list(parts)?;
+        let mut stored = super::parts::StoredParts::default();
         let mut marker: Option<String> = None;
         loop {
             let request = self
@@ -202,32 +203,14 @@ impl S3Storage {
                 Ok(Err(e)) => return Err(map_err("list parts", upload.key.as_str(), e)),
             };
             for p in page.parts() {
-                if let Some(n) = p.part_number() {
-                    stored.insert(n, (p.e_tag().unwrap_or_default().to_owned(), p.size().unwrap_or_default()));
-                }
+                stored.add(p.part_number(), p.e_tag(), p.size());
             }
             match page.next_part_number_marker() {
                 Some(next) if page.is_truncated().unwrap_or(false) => marker = Some(next.to_owned()),
                 _ => break,
             }
         }
-        let norm = |e: &str| e.trim().trim_matches('"').to_ascii_lowercase();
-        for (i, p) in parts.iter().enumerate() {
-            let Some((etag, size)) = stored.get(&p.part_number) else {
-                return Err(Error::InvalidRequest(format!("part {} was not uploaded", p.part_number)));
-            };
-            // An empty ETag means the store does not report them (s3s-fs).
-            if !etag.is_empty() && norm(etag) != norm(&p.etag) {
-                return Err(Error::InvalidRequest(format!("part {} has another ETag", p.part_number)));
-            }
-            if i + 1 < parts.len() && (*size as u64) < super::MIN_PART_SIZE {
-                return Err(Error::InvalidRequest(format!(
-                    "part {} is smaller than 5 MiB and is not the last part",
-                    p.part_number
-                )));
-            }
-        }
-        Ok(())
+        stored.check(parts)
     }
 }
 
@@ -500,7 +483,6 @@ impl Storage for S3Storage {
     }
 
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[CompletedPart]) -> Result<ObjectMeta> {
-        super::local::validate_part_list(parts)?;
         self.check_parts(upload, parts).await?;
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(

@@ -49,6 +49,14 @@ pub fn api() -> Api {
 pub struct Rejection {
     code: ErrorCode,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
+}
+
+impl Rejection {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after: None }
+    }
 }
 
 impl poem::error::ResponseError for Rejection {
@@ -57,7 +65,11 @@ impl poem::error::ResponseError for Rejection {
     }
 
     fn as_response(&self) -> poem::Response {
-        error::error_response(self.code, &self.message)
+        let mut resp = error::error_response(self.code, &self.message);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
+        resp
     }
 }
 
@@ -72,17 +84,19 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         Ok(p) => p,
         Err(AuthFailure::Auth(e)) => {
             tracing::info!(error = %e, "authentication failed");
-            return Err(Rejection { code: e.code(), message: e.to_string() }.into());
+            return Err(Rejection::new(e.code(), e.to_string()).into());
         }
         Err(AuthFailure::Db(e)) => {
             tracing::error!(error = %e, "recording the caller failed");
-            return Err(
-                Rejection { code: ErrorCode::DatabaseUnavailable, message: "database unavailable".into() }.into()
-            );
+            return Err(Rejection::new(ErrorCode::DatabaseUnavailable, "database unavailable").into());
         }
     };
-    if !state.rate_limiter.allow(principal.user_id) {
-        return Err(Rejection { code: ErrorCode::RateLimited, message: "too many requests; slow down".into() }.into());
+    if let Err(wait) = state.rate_limiter.check(principal.user_id) {
+        // Whole seconds, rounded up, as `Retry-After` takes.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r = Rejection::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s"));
+        r.retry_after = Some(secs.max(1));
+        return Err(r.into());
     }
     Ok(principal)
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -76,13 +77,103 @@ async fn bad_tokens_are_refused_with_their_code(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_rotated_key_is_picked_up_on_an_unknown_kid(pool: PgPool) {
+async fn a_rotated_key_is_picked_up_and_the_removed_key_stops_working(pool: PgPool) {
     let app = spawn_app(pool, Options::default()).await;
-    assert_eq!(app.call("GET", "/videos", Some(&token("user_a", None)), None).await.0, 200);
+    let old = token("user_a", None);
+    assert_eq!(app.call("GET", "/videos", Some(&old), None).await.0, 200);
     app.rotated.store(true, Ordering::SeqCst);
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await; // past the refresh interval
+    // The new key is fetched once the refresh interval (200 ms) has passed.
     let new = token_with(claims("user_a", None), "test-key-2", other_key());
-    assert_eq!(app.call("GET", "/videos", Some(&new), None).await.0, 200);
+    until_accepted(&app, &new, (401, "invalid_token")).await;
+    // The removed key's tokens fail from now on, even freshly signed ones.
+    let got = app.call("GET", "/videos", Some(&old), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: unknown signing key \"test-key-1\"");
+    let fresh_old = token_with(claims("user_b", None), "test-key-1", test_key());
+    assert_error(&app.call("GET", "/videos", Some(&fresh_old), None).await, 401, "invalid_token");
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_algorithms_and_missing_key_ids_are_refused(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    // HS256 "signed" with the public key's bytes: the classic confusion attack.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("test-key-1".into());
+    let hs =
+        jsonwebtoken::encode(&header, &claims("user_a", None), &EncodingKey::from_secret(b"public key bytes")).unwrap();
+    let got = app.call("GET", "/videos", Some(&hs), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: algorithm HS256 is not RS256");
+    // RS512 with the right key is still not what Clerk signs with.
+    let mut header = Header::new(Algorithm::RS512);
+    header.kid = Some("test-key-1".into());
+    let rs512 = jsonwebtoken::encode(&header, &claims("user_a", None), &EncodingKey::from_rsa_pem(test_key()).unwrap())
+        .unwrap();
+    let got = app.call("GET", "/videos", Some(&rs512), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: algorithm RS512 is not RS256");
+    // No kid at all.
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims("user_a", None),
+        &EncodingKey::from_rsa_pem(test_key()).unwrap(),
+    )
+    .unwrap();
+    let got = app.call("GET", "/videos", Some(&no_kid), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: the token names no key (kid)");
+    // alg "none" with no signature.
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": "test-key-1", "typ": "JWT"})),
+        b64(&claims("user_a", None))
+    );
+    assert_error(&app.call("GET", "/videos", Some(&unsigned), None).await, 401, "invalid_token");
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[sqlx::test(migrations = false)]
+async fn audience_and_authorized_party_are_checked(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let sign = |c| token_with(c, "test-key-1", test_key());
+    let mut c = claims("user_a", None);
+    c["aud"] = json!("someone-else");
+    let got = app.call("GET", "/videos", Some(&sign(c)), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: InvalidAudience");
+    let mut c = claims("user_a", None);
+    c.as_object_mut().unwrap().remove("aud");
+    assert_error(&app.call("GET", "/videos", Some(&sign(c)), None).await, 401, "invalid_token");
+    let mut c = claims("user_a", None);
+    c["azp"] = json!("https://evil.example.com");
+    let got = app.call("GET", "/videos", Some(&sign(c)), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: the token's authorized party (azp) is not allowed");
+    let mut c = claims("user_a", None);
+    c.as_object_mut().unwrap().remove("azp");
+    assert_error(&app.call("GET", "/videos", Some(&sign(c)), None).await, 401, "invalid_token");
+    assert_eq!(app.call("GET", "/videos", Some(&token("user_a", None)), None).await.0, 200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_identity_provider_outage_is_auth_unavailable(pool: PgPool) {
+    let app = spawn_app(pool, Options { jwks_down: true, ..Options::default() }).await;
+    let t = token("user_a", None);
+    // Every request during the outage says so (503, retryable), also those
+    // inside the refresh interval that do not fetch again.
+    for _ in 0..3 {
+        let got = app.call("GET", "/videos", Some(&t), None).await;
+        assert_error(&got, 503, "auth_unavailable");
+        assert!(got.1["message"].as_str().unwrap().starts_with("the identity provider's keys are unavailable"));
+    }
+    assert!(app.jwks_hits.load(Ordering::SeqCst) <= 2, "fetched {} times", app.jwks_hits.load(Ordering::SeqCst));
+    // Back up: the next fetch after the interval succeeds.
+    app.jwks.down.store(false, Ordering::SeqCst);
+    until_accepted(&app, &t, (503, "auth_unavailable")).await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -139,4 +230,19 @@ async fn requests_are_rate_limited_per_user(pool: PgPool) {
     }
     assert_error(&app.call("GET", "/videos", Some(&t), None).await, 429, "rate_limited");
     assert_eq!(app.call("GET", "/videos", Some(&token("user_calm", None)), None).await.0, 200);
+}
+
+/// Polls `GET /videos` with `token` until it is accepted; until then every
+/// answer must be the `meanwhile` error. Panics after 30 s.
+async fn until_accepted(app: &crate::support::TestApp, token: &str, meanwhile: (u16, &str)) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = app.call("GET", "/videos", Some(token), None).await;
+        if got.0 == 200 {
+            return;
+        }
+        assert_error(&got, meanwhile.0, meanwhile.1);
+        assert!(std::time::Instant::now() < deadline, "never accepted; last answer {}", got.1);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -2,9 +2,14 @@
 //! local storage or s3s-fs, and a local JWKS endpoint with real RS256 keys.
 
 mod auth;
+mod idempotency;
 mod jobs;
 mod openapi;
+mod ops;
 mod pipeline;
+mod recipes;
+mod roles;
+mod seed;
 mod support;
 mod tenancy;
 mod typescript_client;

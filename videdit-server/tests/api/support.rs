@@ -28,6 +28,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub rotated: Arc<AtomicBool>,
     pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
+    pub jwks: JwksState,
     _dir: tempfile::TempDir,
 }
 
@@ -40,23 +41,56 @@ pub enum StorageKind {
 pub struct Options {
     pub storage: StorageKind,
     pub limits: Limits,
+    /// `METRICS_TOKEN`.
+    pub metrics_token: Option<String>,
+    /// The server's pool points at a port where no database listens.
+    pub database_down: bool,
+    /// The server's storage is an S3 endpoint where nothing listens.
+    pub storage_down: bool,
+    /// The JWKS endpoint answers 503.
+    pub jwks_down: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { storage: StorageKind::Local, limits: Limits { requests_per_second: 0.0, ..Limits::default() } }
+        Self {
+            storage: StorageKind::Local,
+            limits: Limits { requests_per_second: 0.0, ..Limits::default() },
+            metrics_token: None,
+            database_down: false,
+            storage_down: false,
+            jwks_down: false,
+        }
     }
 }
 
+/// The audience and authorised party every test token carries (checked).
+pub const AUDIENCE: &str = "videdit-test";
+pub const AUTHORIZED_PARTY: &str = "http://localhost:3000";
+
+/// The fake identity provider's switches.
+#[derive(Clone, Default)]
+pub struct JwksState {
+    /// Serve the rotated key set (the first key removed, a second added).
+    pub rotated: Arc<AtomicBool>,
+    /// Answer 503.
+    pub down: Arc<AtomicBool>,
+    /// Fetches so far.
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 #[handler]
-fn jwks(Data(state): Data<&(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>)>) -> poem::web::Json<Value> {
-    state.1.fetch_add(1, Ordering::SeqCst);
-    let raw = if state.0.load(Ordering::SeqCst) {
+fn jwks(Data(state): Data<&JwksState>) -> poem::Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    if state.down.load(Ordering::SeqCst) {
+        return poem::Response::builder().status(poem::http::StatusCode::SERVICE_UNAVAILABLE).finish();
+    }
+    let raw = if state.rotated.load(Ordering::SeqCst) {
         include_str!("fixtures/jwks-rotated.json")
     } else {
         include_str!("fixtures/jwks.json")
     };
-    poem::web::Json(serde_json::from_str(raw).unwrap())
+    poem::Response::builder().content_type("application/json").body(raw)
 }
 
 async fn serve(ep: impl poem::Endpoint + 'static) -> String {
@@ -68,10 +102,9 @@ async fn serve(ep: impl poem::Endpoint + 'static) -> String {
 
 pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     videdit_server::migrate_all(&pool).await.unwrap();
-    let rotated = Arc::new(AtomicBool::new(false));
-    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let jwks_base =
-        serve(Route::new().at("/.well-known/jwks.json", poem::get(jwks)).data((rotated.clone(), hits.clone()))).await;
+    let jwks_state = JwksState::default();
+    jwks_state.down.store(options.jwks_down, Ordering::SeqCst);
+    let jwks_base = serve(Route::new().at("/.well-known/jwks.json", poem::get(jwks)).data(jwks_state.clone())).await;
 
     // The server must know its own URL for local signed URLs before it
     // listens, so bind first, then build.
@@ -80,6 +113,17 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     let base = format!("http://{addr}");
     let dir = tempfile::tempdir().unwrap();
     let (storage, local): (Arc<dyn Storage>, Option<LocalStorage>) = match options.storage {
+        _ if options.storage_down => {
+            let s3 = S3Storage::new(&S3Config {
+                endpoint: Some(format!("http://{}", dead_addr())),
+                bucket: "nowhere".into(),
+                access_key_id: "x".into(),
+                secret_access_key: Secret::new("y".into()),
+                region: "auto".into(),
+                force_path_style: true,
+            });
+            (Arc::new(s3), None)
+        }
         StorageKind::Local => {
             let signer = UrlSigner::new(vec![9u8; 32], base.parse().unwrap()).unwrap();
             let local = LocalStorage::open(dir.path(), Some(signer)).await.unwrap();
@@ -102,20 +146,28 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     let auth = Authenticator::new(AuthMode::Clerk(Box::new(Jwks::new(ClerkConfig {
         jwks_url: format!("{jwks_base}/.well-known/jwks.json"),
         issuer: ISSUER.into(),
-        audience: None,
-        authorized_parties: vec![],
+        audience: Some(AUDIENCE.into()),
+        authorized_parties: vec![AUTHORIZED_PARTY.into()],
         leeway: Duration::from_secs(5),
         min_refresh_interval: Duration::from_millis(200),
     }))));
+    let app_pool = if options.database_down {
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(&format!("postgresql://postgres@{}/postgres", dead_addr()))
+            .unwrap()
+    } else {
+        pool.clone()
+    };
     let state = Arc::new(AppState {
-        pool: pool.clone(),
+        pool: app_pool,
         storage: storage.clone(),
         local,
         auth,
         rate_limiter: RateLimiter::new(options.limits.requests_per_second, options.limits.request_burst),
         limits: options.limits,
         http_metrics: Default::default(),
-        metrics_token: None,
+        metrics_token: options.metrics_token.map(Secret::new),
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
     TestApp {
@@ -123,10 +175,17 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         storage,
         _pool: pool,
         client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        rotated,
-        jwks_hits: hits,
+        rotated: jwks_state.rotated.clone(),
+        jwks_hits: jwks_state.hits.clone(),
+        jwks: jwks_state,
         _dir: dir,
     }
+}
+
+/// A loopback address where nothing listens (bound, then released).
+pub fn dead_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
 }
 
 fn now() -> i64 {
@@ -142,7 +201,7 @@ pub fn token_with(claims: Value, kid: &str, key: &[u8]) -> String {
 
 /// Standard claims for a user acting in an organisation (v1 claim shape).
 pub fn claims(user: &str, org: Option<(&str, &str)>) -> Value {
-    let mut c = json!({"sub": user, "iss": ISSUER, "iat": now(), "nbf": now() - 5, "exp": now() + 600, "azp": "http://localhost:3000"});
+    let mut c = json!({"sub": user, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "nbf": now() - 5, "exp": now() + 600, "azp": AUTHORIZED_PARTY});
     if let Some((org, role)) = org {
         c["org_id"] = json!(org);
         c["org_role"] = json!(role);
@@ -174,7 +233,22 @@ impl TestApp {
 
     /// Sends a request; returns status and JSON body (Null when empty or not JSON).
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// [`TestApp::call`] with extra request headers.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut r = self.client.request(method.parse().unwrap(), self.url(path));
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

@@ -3,8 +3,7 @@
 
 use serde_json::json;
 use sqlx::PgPool;
-use videdit_core::db::{self, NewShort};
-use videdit_core::{ShortId, SubScores, TimeRange, VideoId};
+use videdit_core::db;
 
 use crate::support::{Options, assert_error, spawn_app, token};
 
@@ -13,43 +12,10 @@ async fn another_organisations_ids_are_not_found_everywhere(pool: PgPool) {
     let app = spawn_app(pool.clone(), Options::default()).await;
     let alice = token("user_alice", Some(("org_alpha", "org:admin")));
     let mallory = token("user_mallory", Some(("org_mallory", "org:admin")));
-    let (_, plan) = app
-        .call(
-            "POST",
-            "/uploads",
-            Some(&alice),
-            Some(json!({"fileName": "secret.mp4", "contentType": "video/mp4", "size": 10})),
-        )
-        .await;
-    let (upload, video) = (plan["uploadId"].as_str().unwrap().to_owned(), plan["videoId"].as_str().unwrap().to_owned());
-    // Give the video a transcript and a short, as processing would.
-    let org: uuid::Uuid = sqlx::query_scalar("SELECT org_id FROM videdit.videos WHERE id = $1::uuid")
-        .bind(&video)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let org = videdit_core::OrgId::from_uuid(org);
-    let vid: VideoId = video.parse().unwrap();
-    let short = ShortId::new();
-    let mut tx = pool.begin().await.unwrap();
-    db::replace_shorts(
-        &mut tx,
-        org,
-        vid,
-        &[NewShort {
-            id: short,
-            rank: 1,
-            score: 90.0,
-            sub_scores: SubScores::default(),
-            reason: "r".into(),
-            title: "t".into(),
-            range: TimeRange::new(0.0, 30.0).unwrap(),
-        }],
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-
+    let ready = crate::seed::ready_video(&app, &pool, &alice).await;
+    db::rename_video(&pool, ready.org, ready.video, "secret").await.unwrap();
+    let (upload, _) = crate::seed::uploaded_but_not_completed(&app, &alice).await;
+    let (video, short) = (ready.video, ready.short);
     let cases = [
         ("GET", format!("/videos/{video}"), None, "video_not_found"),
         ("PATCH", format!("/videos/{video}"), Some(json!({"title": "pwned"})), "video_not_found"),

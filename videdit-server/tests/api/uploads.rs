@@ -231,3 +231,101 @@ async fn bad_bodies_get_400_with_a_code_never_500(pool: PgPool) {
     assert_error(&app.call("GET", "/videos?limit=0", Some(&t), None).await, 400, "invalid_request");
     assert_error(&app.call("GET", "/videos?cursor=zzz", Some(&t), None).await, 400, "invalid_request");
 }
+
+/// A two-part multipart plan (16 MiB parts) for `size` bytes.
+async fn multipart_plan(app: &TestApp, t: &str, size: usize) -> Value {
+    let (status, plan) = app
+        .call(
+            "POST",
+            "/uploads",
+            Some(t),
+            Some(json!({"fileName": "long.mov", "contentType": "video/quicktime", "size": size})),
+        )
+        .await;
+    assert_eq!(status, 201, "{plan}");
+    assert_eq!(plan["method"], "multipart");
+    assert_eq!(plan["parts"].as_array().unwrap().len(), 2);
+    plan
+}
+
+/// PUTs `data` as part `n` (1-based) of the plan; returns its ETag.
+async fn put_part(app: &TestApp, plan: &Value, n: usize, data: Vec<u8>) -> String {
+    let r = put(app, plan["parts"][n - 1]["url"].as_str().unwrap(), &Value::Null, data).await;
+    assert_eq!(r.status(), 200, "part {n}");
+    r.headers()["etag"].to_str().unwrap().to_owned()
+}
+
+async fn complete(app: &TestApp, t: &str, plan: &Value, parts: &[(u64, &str)]) -> (u16, Value) {
+    let parts: Vec<Value> = parts.iter().map(|(n, etag)| json!({"partNumber": n, "etag": etag})).collect();
+    let upload = plan["uploadId"].as_str().unwrap();
+    app.call("POST", &format!("/uploads/{upload}/complete"), Some(t), Some(json!({"parts": parts}))).await
+}
+
+#[track_caller]
+fn assert_refused(got: &(u16, Value), message: &str) {
+    assert_eq!(got.0, 400, "{}", got.1);
+    assert_eq!(got.1, json!({"code": "invalid_request", "message": message}));
+}
+
+/// After a refused completion the upload is still pending: the right
+/// parts complete it.
+async fn still_completes(app: &TestApp, t: &str, plan: &Value, data: &[u8], part_size: usize) {
+    let e1 = put_part(app, plan, 1, data[..part_size].to_vec()).await;
+    let e2 = put_part(app, plan, 2, data[part_size..].to_vec()).await;
+    let (status, v) = complete(app, t, plan, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["sizeBytes"], data.len());
+}
+
+#[sqlx::test(migrations = false)]
+async fn multipart_completion_refuses_missing_and_too_small_parts(pool: PgPool) {
+    for storage in [StorageKind::S3, StorageKind::Local] {
+        let mut options = Options { storage, ..Options::default() };
+        options.limits.multipart_threshold = 1024 * 1024;
+        let app = spawn_app(pool.clone(), options).await;
+        let t = token("user_a", None);
+        let data = pattern(16 * 1024 * 1024 + 4321);
+        let part_size = 16 * 1024 * 1024;
+
+        // Part 2 never uploaded.
+        let plan = multipart_plan(&app, &t, data.len()).await;
+        let e1 = put_part(&app, &plan, 1, data[..part_size].to_vec()).await;
+        let got = complete(&app, &t, &plan, &[(1, &e1), (2, "\"0123456789abcdef0123456789abcdef\"")]).await;
+        assert_refused(&got, "part 2 was not uploaded");
+        still_completes(&app, &t, &plan, &data, part_size).await;
+
+        // A 1 MiB first part: only the last part may be under 5 MiB.
+        let plan = multipart_plan(&app, &t, data.len()).await;
+        let e1 = put_part(&app, &plan, 1, data[..1024 * 1024].to_vec()).await;
+        let e2 = put_part(&app, &plan, 2, data[part_size..].to_vec()).await;
+        let got = complete(&app, &t, &plan, &[(1, &e1), (2, &e2)]).await;
+        assert_refused(&got, "part 1 is smaller than 5 MiB and is not the last part");
+        still_completes(&app, &t, &plan, &data, part_size).await;
+
+        // Parts out of order.
+        let plan = multipart_plan(&app, &t, data.len()).await;
+        let got = complete(&app, &t, &plan, &[(2, "\"a\""), (1, "\"b\"")]).await;
+        assert_refused(&got, "parts must be listed once each, in ascending order");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn multipart_completion_refuses_a_wrong_etag(pool: PgPool) {
+    // s3s-fs reports no ETags in ListParts, so the ETag comparison is
+    // exercised on the local backend (whose parts carry real ETags) and by
+    // the unit tests over recorded AWS ListParts pages in videdit-core.
+    let mut options = Options::default();
+    options.limits.multipart_threshold = 1024 * 1024;
+    let app = spawn_app(pool, options).await;
+    let t = token("user_a", None);
+    let data = pattern(16 * 1024 * 1024 + 4321);
+    let part_size = 16 * 1024 * 1024;
+    let plan = multipart_plan(&app, &t, data.len()).await;
+    let e1 = put_part(&app, &plan, 1, data[..part_size].to_vec()).await;
+    let _ = put_part(&app, &plan, 2, data[part_size..].to_vec()).await;
+    let got = complete(&app, &t, &plan, &[(1, &e1), (2, "\"0123456789abcdef0123456789abcdef\"")]).await;
+    assert_refused(&got, "part 2 has another ETag");
+    let video = plan["videoId"].as_str().unwrap();
+    assert_eq!(app.call("GET", &format!("/videos/{video}"), Some(&t), None).await.1["status"], "uploading");
+    still_completes(&app, &t, &plan, &data, part_size).await;
+}
