@@ -2,16 +2,19 @@
 //! vertical phone video, a 4K video, a variable frame rate phone video, a
 //! phone video stored sideways with a rotation flag, and a 1-second clip.
 
+mod pixels;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pixels::{Frame, Rect, is};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
 use videdit_core::time_range::TimeRange;
 use videdit_core::transcript::Word;
 use videdit_media::process::{Ffmpeg, Run, file_arg};
-use videdit_media::render::{RenderOptions, RenderOutputs, render};
+use videdit_media::render::{RenderOptions, RenderOutputs, Rendered, render};
 
 async fn make(dir: &Path, name: &str, args: &[&str], seconds: f64) -> PathBuf {
     let out = dir.join(name);
@@ -30,7 +33,7 @@ async fn probe(path: &Path) -> Value {
 }
 
 /// Renders 0.5..end of `src` to 9:16 with captions and checks the output.
-async fn renders_vertical(src: &Path, end: f64, reframe: Reframe) {
+async fn renders_vertical(src: &Path, end: f64, reframe: Reframe) -> Rendered {
     let recipe = ClipRecipe {
         version: RECIPE_VERSION,
         source: src.display().to_string(),
@@ -60,12 +63,13 @@ async fn renders_vertical(src: &Path, end: f64, reframe: Reframe) {
     let seconds: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((seconds - (end - 0.5)).abs() <= 1.0 / r.fps + 0.03, "{}: {seconds}", src.display());
     assert!(p["streams"].as_array().unwrap().iter().any(|s| s["codec_type"] == "audio"));
+    r
 }
 
 const TONE: &str = "sine=frequency=440:sample_rate=48000";
 
 #[tokio::test]
-async fn vertical_4k_variable_rate_and_rotated_sources_render() {
+async fn vertical_4k_and_variable_rate_sources_render() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let common = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "3"];
@@ -98,22 +102,89 @@ async fn vertical_4k_variable_rate_and_rotated_sources_render() {
     let vertical = make(d, "vertical.mp4", &vertical, 3.0).await;
     let uhd = make(d, "uhd.mp4", &uhd, 3.0).await;
     let vfr = make(d, "vfr.mp4", &vfr, 3.0).await;
-    // Landscape pixels with a 90° display matrix: shown as portrait.
-    let rotated =
-        make(d, "rotated.mp4", &["-i", &file_arg(&uhd), "-c", "copy", "-metadata:s:v:0", "rotate=90"], 3.0).await;
-    let rotation = probe(&rotated).await.to_string();
-    assert!(rotation.contains("rotation"), "{rotation}");
-
     for (src, reframe) in [
         (&vertical, Reframe::Fit),
         (&vertical, Reframe::Crop { x: None }),
         (&uhd, Reframe::Crop { x: Some(0.3) }),
         (&uhd, Reframe::Fit),
         (&vfr, Reframe::Fit),
-        (&rotated, Reframe::Crop { x: None }),
     ] {
         renders_vertical(src, 2.5, reframe).await;
     }
+}
+
+/// The display matrix's rotation as ffprobe reports it: degrees
+/// counterclockwise.
+async fn display_rotation(path: &Path) -> i64 {
+    let p = probe(path).await;
+    let v = p["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap();
+    let side = v["side_data_list"].as_array().unwrap_or_else(|| panic!("no display matrix: {v}"));
+    side.iter().find_map(|d| d["rotation"].as_i64()).unwrap_or_else(|| panic!("no rotation: {v}"))
+}
+
+/// Where a rectangle of a stored `w`×`h` picture is shown once it is
+/// turned `ccw` degrees counterclockwise, as a display matrix does.
+fn displayed(r: Rect, (w, h): (f64, f64), ccw: i64) -> Rect {
+    match ccw.rem_euclid(360) {
+        0 => r,
+        // The left column becomes the bottom row.
+        90 => Rect::new(r.y0, r.y1, w - r.x1, w - r.x0),
+        180 => Rect::new(w - r.x1, w - r.x0, h - r.y1, h - r.y0),
+        // The left column becomes the top row.
+        270 => Rect::new(h - r.y1, h - r.y0, r.x0, r.x1),
+        other => panic!("not a right angle: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_phone_video_stored_sideways_is_shown_the_way_up_its_rotation_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Landscape pixels (1920×1080) with a red box, wider than high, in the
+    // top-left quadrant, on a flat background.
+    let (stored, marker) = ((1920.0, 1080.0), Rect::new(100.0, 500.0, 60.0, 300.0));
+    let picture = format!(
+        "color=c=0x203040:s=1920x1080:r=30,drawbox=x={}:y={}:w={}:h={}:color=0xFF0000:t=fill",
+        marker.x0,
+        marker.y0,
+        marker.x1 - marker.x0,
+        marker.y1 - marker.y0
+    );
+    let args = ["-f", "lavfi", "-i", &picture, "-f", "lavfi", "-i", TONE, "-c:v", "libx264", "-preset", "ultrafast"];
+    let args: Vec<&str> = args.into_iter().chain(["-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "3"]).collect();
+    let landscape = make(d, "landscape.mp4", &args, 3.0).await;
+    let mut rotations = vec![];
+    for tag in ["90", "270"] {
+        // The same pixels with a display matrix turning them a quarter turn:
+        // shown as 1080×1920 portrait, one way or the other.
+        let meta = format!("rotate={tag}");
+        let name = format!("rotated{tag}.mp4");
+        let src = make(d, &name, &["-i", &file_arg(&landscape), "-c", "copy", "-metadata:s:v:0", &meta], 3.0).await;
+        let ccw = display_rotation(&src).await;
+        rotations.push(ccw);
+        let info = videdit_media::probe::probe(&Ffmpeg::default(), &src).await.unwrap();
+        assert_eq!(info.display_size(), Some((1080, 1920)), "{tag}");
+
+        // 1080×1920 is already 9:16, so the whole displayed picture is the
+        // short, pixel for pixel: the box is where the rotation puts it.
+        let r = renders_vertical(&src, 2.5, Reframe::Crop { x: None }).await;
+        let want = displayed(marker, stored, ccw);
+        let frame = Frame::at(&r.video, 1.0, 1080).await;
+        let (n, found) = frame.region(is([255, 0, 0]));
+        let found = found.unwrap_or_else(|| panic!("rotate={tag}: no red pixels in the short"));
+        assert_eq!(
+            found.corner(1080.0, 1920.0),
+            want.corner(1080.0, 1920.0),
+            "rotate={tag} ({ccw}° counterclockwise): the box is at {found:?}, want {want:?}"
+        );
+        assert!(found.near(&want, 2.0), "rotate={tag}: the box is at {found:?}, want {want:?}");
+        let area = (want.x1 - want.x0) * (want.y1 - want.y0);
+        assert!((n as f64 - area).abs() < area * 0.03, "rotate={tag}: {n} red pixels, want about {area}");
+    }
+    // One file turns each way (which way a tag turns is the muxer's reading
+    // of it; the expected places above come from the matrix written).
+    rotations.sort_unstable();
+    assert_eq!(rotations, [-90, 90]);
 }
 
 #[tokio::test]
