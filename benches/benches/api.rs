@@ -6,7 +6,7 @@
 //! and drops a scratch database). Env: `RATE` (req/s, default 1000),
 //! `SECONDS` (default 10).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -115,6 +115,7 @@ async fn main() {
         limits: Limits { requests_per_second: 0.0, ..Limits::default() },
         http_metrics: Default::default(),
         metrics_token: None,
+        webhook_policy: videdit_webhooks::UrlPolicy::DEV,
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
 
@@ -147,6 +148,39 @@ async fn main() {
     run_at_rate("POST /api/v1/uploads", rate, seconds, || {
         let (c, u, t, b) = (client.clone(), post_url.clone(), token.clone(), create.clone());
         async move { c.post(&*u).bearer_auth(&*t).json(&b).send().await.map_or(0, |r| r.status().as_u16()) }
+    })
+    .await;
+
+    // Completing uploads (the transaction that moves the video, records
+    // `video.uploaded` in the outbox and queues ingest): uploads made and
+    // filled beforehand, one completion each, at `COMPLETE_RATE`.
+    let complete_rate: f64 = std::env::var("COMPLETE_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(200.0);
+    let n = (complete_rate * seconds) as usize;
+    let small = json!({"fileName": "talk.mp4", "contentType": "video/mp4", "size": 10});
+    let mut ready = Vec::with_capacity(n);
+    for _ in 0..n {
+        let plan: serde_json::Value = client
+            .post(format!("{base}/api/v1/uploads"))
+            .bearer_auth(&*token)
+            .json(&small)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut put = client.put(plan["url"].as_str().unwrap());
+        for h in plan["headers"].as_array().into_iter().flatten() {
+            put = put.header(h["name"].as_str().unwrap(), h["value"].as_str().unwrap());
+        }
+        assert_eq!(put.body(vec![0u8; 10]).send().await.unwrap().status(), 200);
+        ready.push(format!("{base}/api/v1/uploads/{}/complete", plan["uploadId"].as_str().unwrap()));
+    }
+    let ready = Arc::new(Mutex::new(ready.into_iter()));
+    run_at_rate("POST /uploads/{id}/complete", complete_rate, seconds, || {
+        let (c, t) = (client.clone(), token.clone());
+        let u = ready.lock().unwrap().next().expect("one upload per request");
+        async move { c.post(&u).bearer_auth(&*t).json(&json!({})).send().await.map_or(0, |r| r.status().as_u16()) }
     })
     .await;
 

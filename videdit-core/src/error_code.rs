@@ -51,6 +51,8 @@ error_codes! {
     // --- request ---
     /// The request body or a parameter is malformed or out of range.
     InvalidRequest => ("invalid_request", 400, false),
+    /// A webhook URL that is malformed, or resolves to an address we never call (loopback, private, metadata).
+    WebhookUrlRefused => ("webhook_url_refused", 400, false),
     /// The uploaded object's content type differs from the one declared.
     ContentTypeMismatch => ("content_type_mismatch", 400, false),
     /// An idempotency key was reused with a different request body.
@@ -79,6 +81,8 @@ error_codes! {
     JobNotFound => ("job_not_found", 404, false),
     /// No such upload in this organisation.
     UploadNotFound => ("upload_not_found", 404, false),
+    /// No such webhook endpoint in this organisation.
+    WebhookNotFound => ("webhook_not_found", 404, false),
     /// No transcript exists (yet) for the video.
     TranscriptNotFound => ("transcript_not_found", 404, false),
     /// No object under that key in storage.
@@ -155,5 +159,12 @@ mod tests {
         assert_eq!(ErrorCode::IdempotencyKeyReused.http_status(), 422);
         assert!(ErrorCode::StorageUnavailable.is_retryable());
         assert!(!ErrorCode::InvalidMedia.is_retryable());
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ErrorCode::from_code(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown error code {s:?}")))
     }
 }

@@ -121,6 +121,18 @@ define_id!(
     /// An upload session (single PUT or multipart).
     UploadId, "upload id"
 );
+define_id!(
+    /// A domain event (also its idempotency key: the `webhook-id` header).
+    EventId, "event id"
+);
+define_id!(
+    /// An outbound webhook endpoint.
+    WebhookId, "webhook id"
+);
+define_id!(
+    /// One event's delivery to one webhook endpoint.
+    DeliveryId, "delivery id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,8 @@ pub enum JobKind {
     CleanupUploads,
     /// Publish a short to a social platform (reserved; not built yet).
     Publish,
+    /// Deliver one event to one webhook endpoint.
+    DeliverWebhook,
 }
 
 impl JobKind {
@@ -32,6 +34,7 @@ impl JobKind {
         Self::Delete,
         Self::CleanupUploads,
         Self::Publish,
+        Self::DeliverWebhook,
     ];
 
     /// The stable name.
@@ -45,6 +48,7 @@ impl JobKind {
             Self::Delete => "delete",
             Self::CleanupUploads => "cleanup_uploads",
             Self::Publish => "publish",
+            Self::DeliverWebhook => "deliver_webhook",
         }
     }
 

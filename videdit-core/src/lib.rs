@@ -22,6 +22,7 @@
 pub mod config;
 pub mod error;
 pub mod error_code;
+pub mod event;
 pub mod id;
 pub mod job_kind;
 pub mod recipe;
@@ -37,7 +38,8 @@ pub mod db;
 
 pub use error::{Error, Result};
 pub use error_code::ErrorCode;
-pub use id::{InvalidId, JobId, OrgId, ShortId, UploadId, UserId, VideoId};
+pub use event::{Event, EventType};
+pub use id::{DeliveryId, EventId, InvalidId, JobId, OrgId, ShortId, UploadId, UserId, VideoId, WebhookId};
 pub use job_kind::JobKind;
 pub use recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
 pub use secret::Secret;

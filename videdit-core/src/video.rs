@@ -154,6 +154,9 @@ pub struct Video {
     pub title: String,
     /// Processing status.
     pub status: VideoStatus,
+    /// The stable error code of a failed video (`invalid_media`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<crate::ErrorCode>,
     /// Duration of the source in seconds, once probed.
     pub duration_seconds: Option<f64>,
     /// Size of the source in bytes, once uploaded.

@@ -45,22 +45,39 @@ pub struct JobError {
     pub retryable: bool,
     /// What went wrong (kept in the job's error history).
     pub message: String,
+    /// A stable, machine-readable code for the failure (kept beside the
+    /// message in the error history), when the application has one.
+    pub code: Option<String>,
 }
 
 impl JobError {
     /// A failure worth retrying (a timeout, an unavailable service).
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { retryable: true, message: message.into() }
+        Self { retryable: true, message: message.into(), code: None }
     }
 
     /// A failure no retry can fix (bad input); the job goes to dead at once.
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self { retryable: false, message: message.into() }
+        Self { retryable: false, message: message.into(), code: None }
+    }
+
+    /// The same failure, not to be retried.
+    #[must_use]
+    pub fn into_fatal(mut self) -> Self {
+        self.retryable = false;
+        self
+    }
+
+    /// The same failure with a stable code.
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
     }
 }
 
 impl From<Error> for JobError {
     fn from(e: Error) -> Self {
-        Self { retryable: e.is_retryable() || matches!(e, Error::Database(_)), message: e.to_string() }
+        Self { retryable: e.is_retryable() || matches!(e, Error::Database(_)), message: e.to_string(), code: None }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JobError, Result};
 use crate::job::{Job, JobSpec};
 use crate::retry::RetryPolicy;
 
@@ -30,12 +30,16 @@ fn to_history(final_state: &str) -> String {
     TO_HISTORY.replace("$final", &format!("'{final_state}'"))
 }
 
-fn error_entry(attempt: i32, message: &str) -> serde_json::Value {
-    serde_json::json!([{
+fn error_entry(attempt: i32, message: &str, code: Option<&str>) -> serde_json::Value {
+    let mut entry = serde_json::json!({
         "attempt": attempt,
         "error": message.chars().take(4000).collect::<String>(),
         "at": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-    }])
+    });
+    if let Some(code) = code {
+        entry["code"] = serde_json::json!(code);
+    }
+    serde_json::json!([entry])
 }
 
 /// Enqueues one job inside the caller's transaction (or on a pool). A job
@@ -163,7 +167,7 @@ pub async fn complete(db: impl PgExecutor<'_>, job: &Job) -> Result<()> {
     finish(db, job, "completed", None).await
 }
 
-async fn finish(db: impl PgExecutor<'_>, job: &Job, final_state: &str, error: Option<&str>) -> Result<()> {
+async fn finish(db: impl PgExecutor<'_>, job: &Job, final_state: &str, error: Option<&JobError>) -> Result<()> {
     let moved: Option<uuid::Uuid> = sqlx::query_scalar(&format!(
         "WITH gone AS (
             DELETE FROM videdit_queue.jobs WHERE id = $1 AND lease_token = $2 AND state = 'running'
@@ -175,7 +179,7 @@ async fn finish(db: impl PgExecutor<'_>, job: &Job, final_state: &str, error: Op
     ))
     .bind(job.id)
     .bind(job.lease_token)
-    .bind(error.map_or(serde_json::json!([]), |e| error_entry(job.attempt, e)))
+    .bind(error.map_or(serde_json::json!([]), |e| error_entry(job.attempt, &e.message, e.code.as_deref())))
     .fetch_optional(db)
     .await?;
     moved.map(|_| ()).ok_or(Error::LeaseLost(job.id))
@@ -196,8 +200,8 @@ pub enum FailOutcome {
 ///
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
-pub async fn fail(db: &PgPool, job: &Job, message: &str, retryable: bool, policy: &RetryPolicy) -> Result<FailOutcome> {
-    if retryable && job.attempt < job.max_attempts {
+pub async fn fail(db: &PgPool, job: &Job, error: &JobError, policy: &RetryPolicy) -> Result<FailOutcome> {
+    if error.retryable && job.attempt < job.max_attempts {
         let backoff = policy.backoff(job.attempt as u32);
         let done = sqlx::query(
             "UPDATE videdit_queue.jobs
@@ -208,7 +212,7 @@ pub async fn fail(db: &PgPool, job: &Job, message: &str, retryable: bool, policy
         .bind(job.id)
         .bind(job.lease_token)
         .bind(backoff.as_secs_f64())
-        .bind(error_entry(job.attempt, message))
+        .bind(error_entry(job.attempt, &error.message, error.code.as_deref()))
         .execute(db)
         .await?;
         if done.rows_affected() == 0 {
@@ -216,7 +220,7 @@ pub async fn fail(db: &PgPool, job: &Job, message: &str, retryable: bool, policy
         }
         Ok(FailOutcome::Retried)
     } else {
-        finish(db, job, "dead", Some(message)).await?;
+        finish(db, job, "dead", Some(error)).await?;
         Ok(FailOutcome::Dead)
     }
 }
@@ -306,7 +310,7 @@ pub async fn set_progress(db: impl PgExecutor<'_>, job: &Job, progress: &serde_j
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn mark_cancelled(db: impl PgExecutor<'_>, job: &Job) -> Result<()> {
-    finish(db, job, "cancelled", Some("cancelled")).await
+    finish(db, job, "cancelled", Some(&JobError::fatal("cancelled"))).await
 }
 
 /// What [`cancel`] did.

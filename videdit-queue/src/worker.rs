@@ -339,7 +339,7 @@ impl Worker {
         let id = job.id;
         let Some(reg) = self.handlers.get(&job.kind).cloned() else {
             let msg = format!("no handler for kind {:?}", job.kind);
-            return self.record_failure(job, &msg, false, &RetryPolicy::default()).await;
+            return self.record_failure(job, &JobError::fatal(msg), &RetryPolicy::default()).await;
         };
         let cancel = stop.child_token();
         let ctx = JobContext { job: job.clone(), pool: self.pool.clone(), cancel: cancel.clone() };
@@ -425,21 +425,21 @@ impl Worker {
                 Ok(()) => Processed::Snoozed(id),
                 Err(_) => Processed::LeaseLost(id),
             },
-            Ok(Err(e)) => self.record_failure(job, &e.message, e.retryable, &reg.retry).await,
+            Ok(Err(e)) => self.record_failure(job, &e, &reg.retry).await,
             Err(what) => {
                 let msg = if what == "timed out" {
                     format!("timed out after {} ms", timeout.as_millis())
                 } else {
                     what.to_owned()
                 };
-                self.record_failure(job, &msg, true, &reg.retry).await
+                self.record_failure(job, &JobError::retryable(msg), &reg.retry).await
             }
         }
     }
 
-    async fn record_failure(&self, job: &Job, message: &str, retryable: bool, policy: &RetryPolicy) -> Processed {
-        tracing::warn!(error = message, retryable, "job attempt failed");
-        match queue::fail(&self.pool, job, message, retryable, policy).await {
+    async fn record_failure(&self, job: &Job, error: &JobError, policy: &RetryPolicy) -> Processed {
+        tracing::warn!(error = %error.message, code = error.code.as_deref(), retryable = error.retryable, "job attempt failed");
+        match queue::fail(&self.pool, job, error, policy).await {
             Ok(FailOutcome::Retried) => Processed::Retried(job.id),
             Ok(FailOutcome::Dead) => Processed::Dead(job.id),
             Err(_) => Processed::LeaseLost(job.id),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub http_metrics: crate::metrics::HttpMetrics,
     /// Bearer token for `/metrics` (`METRICS_TOKEN`); `None`: loopback only.
     pub metrics_token: Option<videdit_core::Secret<String>>,
+    /// Which webhook URLs are accepted (`WEBHOOKS_ALLOW_LOOPBACK`).
+    pub webhook_policy: videdit_webhooks::UrlPolicy,
 }
 
 /// The OpenAPI service (also used to write the spec).

@@ -3,22 +3,21 @@
 //! The reference server of videdit: a REST API (poem + poem-openapi) over
 //! the core repository, storage and queue, with Clerk authentication, and
 //! the `videdit` binary (`serve`, `worker`, `process`, `migrate`,
-//! `openapi`, `models`). Business logic lives in the library crates; this
-//! crate only glues them to HTTP and to the queue.
+//! `openapi`, `models`). The life cycle lives in `videdit-service` (the
+//! application layer); this crate only adapts it to HTTP ([`api`]) and to
+//! the queue ([`handlers`]).
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod handlers;
 pub mod health;
-pub mod media_jobs;
 pub mod metrics;
-pub mod pipeline_jobs;
 pub mod rate_limit;
 pub mod settings;
 pub mod storage_routes;
 pub mod telemetry;
-pub mod worker;
 
 /// The OpenAPI spec as pretty JSON (what `videdit openapi` writes).
 #[must_use]

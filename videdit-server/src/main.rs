@@ -123,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 limits: settings.limits.clone(),
                 http_metrics: Default::default(),
                 metrics_token: metrics_token(),
+                webhook_policy: webhook_policy(),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
@@ -147,6 +148,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `WEBHOOKS_ALLOW_LOOPBACK=true` lets webhooks reach loopback addresses
+/// and plain http (development and tests only); private, link-local and
+/// metadata addresses stay refused either way.
+fn webhook_policy() -> videdit_webhooks::UrlPolicy {
+    let allow = std::env::var("WEBHOOKS_ALLOW_LOOPBACK").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    videdit_webhooks::UrlPolicy { allow_loopback: allow }
+}
+
 /// `METRICS_TOKEN`, when set and not empty.
 fn metrics_token() -> Option<videdit_core::Secret<String>> {
     std::env::var("METRICS_TOKEN").ok().filter(|t| !t.is_empty()).map(videdit_core::Secret::new)
@@ -159,13 +168,17 @@ async fn run_worker(
     storage: Arc<dyn videdit_core::storage::Storage>,
     health: Option<String>,
 ) -> anyhow::Result<()> {
-    use videdit_server::worker;
+    use videdit_server::handlers as worker;
     let media = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || videdit_server::media_jobs::MediaDeps::from_config(&config)).await??
+        tokio::task::spawn_blocking(move || videdit_server::handlers::MediaDeps::from_config(&config)).await??
     };
     tracing::info!(model = %media.model_name, "Whisper model loaded");
-    let deps = worker::Deps { storage, media: Some(Arc::new(media)) };
+    let deps = worker::Deps {
+        storage,
+        media: Some(Arc::new(media)),
+        webhooks: videdit_webhooks::Sender::new(webhook_policy()),
+    };
     let worker = worker::build(pool.clone(), worker::config(config), deps)?;
     let metrics = worker.metrics();
     let mut conn = pool.acquire().await?;

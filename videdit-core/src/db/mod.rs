@@ -11,6 +11,7 @@
 //! `(org_id, id)`, so the database itself refuses a row that points into
 //! another organisation.
 
+mod events;
 mod idempotency;
 mod orgs;
 mod shorts;
@@ -21,16 +22,28 @@ mod videos;
 use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use std::time::Duration;
 
+pub use events::{
+    Delivery, PendingDelivery, WebhookEndpoint, WebhookUpdate, delete_webhook, deliveries_for, disable_webhook,
+    get_delivery, get_event, get_webhook, insert_event, insert_webhook, list_deliveries, list_events, list_webhooks,
+    record_attempt, record_endpoint_health, reset_delivery, rotate_webhook_secret, update_webhook,
+};
 pub use idempotency::{
-    IDEMPOTENCY_TTL_HOURS, IdempotencyClaim, claim_idempotency, finish_idempotency, release_idempotency,
+    IDEMPOTENCY_LEASE_SECONDS, IDEMPOTENCY_TTL_HOURS, IdempotencyClaim, claim_idempotency, finish_idempotency,
+    prune_idempotency, release_idempotency,
 };
 pub use orgs::{Membership, Role, find_membership, personal_org, upsert_membership, upsert_org, upsert_user};
-pub use shorts::{NewShort, edit_short, get_short, list_shorts, replace_shorts, set_short_outputs, set_short_status};
+pub use shorts::{
+    NewShort, bump_recipe_revision, edit_short, get_short, list_shorts, recipe_revision, replace_shorts,
+    set_short_outputs, set_short_status,
+};
 pub use transcripts::{get_transcript, has_transcript, put_transcript};
-pub use uploads::{NewUpload, Upload, UploadState, expired_uploads, finish_upload, get_upload, insert_upload};
+pub use uploads::{
+    NewUpload, Upload, UploadState, expired_uploads, finish_upload, get_upload, insert_upload,
+    pending_multipart_uploads,
+};
 pub use videos::{
-    AssetKind, NewVideo, Page, VideoSummary, delete_video, get_video, insert_video, list_videos, lock_video, put_asset,
-    rename_video, set_video_status, transition_video,
+    AssetKind, NewVideo, Page, VideoSummary, analysis_request, delete_video, fail_video, get_video, insert_video,
+    list_videos, lock_video, put_asset, rename_video, request_analysis, set_video_status, transition_video,
 };
 
 use crate::error::Result;

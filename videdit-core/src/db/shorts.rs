@@ -221,3 +221,32 @@ pub async fn edit_short(
     .await?;
     row.ok_or_else(|| short_not_found(id))?.into_short()
 }
+
+/// Bumps a short's recipe revision (an edit was saved) and returns it.
+///
+/// # Errors
+/// `short_not_found`.
+pub async fn bump_recipe_revision(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Result<i32> {
+    sqlx::query_scalar(
+        "UPDATE videdit.shorts SET recipe_revision = recipe_revision + 1, updated_at = now()
+         WHERE org_id = $1 AND id = $2 RETURNING recipe_revision",
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| Error::not_found(ErrorCode::ShortNotFound, format!("short {id}")))
+}
+
+/// A short's recipe revision.
+///
+/// # Errors
+/// `short_not_found`.
+pub async fn recipe_revision(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Result<i32> {
+    sqlx::query_scalar("SELECT recipe_revision FROM videdit.shorts WHERE org_id = $1 AND id = $2")
+        .bind(org)
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| Error::not_found(ErrorCode::ShortNotFound, format!("short {id}")))
+}

@@ -217,3 +217,22 @@ pub async fn expired_uploads(db: impl PgExecutor<'_>, now: OffsetDateTime, limit
     .await?;
     rows.into_iter().map(Row::into_upload).collect()
 }
+
+/// A video's pending multipart uploads as `(key, backend upload id)`.
+///
+/// # Errors
+/// Database failures.
+pub async fn pending_multipart_uploads(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    video: VideoId,
+) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT key, multipart_id FROM videdit.uploads
+         WHERE org_id = $1 AND video_id = $2 AND state = 'pending' AND multipart_id IS NOT NULL",
+    )
+    .bind(org)
+    .bind(video)
+    .fetch_all(db)
+    .await?)
+}

@@ -80,6 +80,7 @@ struct VideoRow {
     state: String,
     stage: Option<String>,
     failure_reason: Option<String>,
+    failure_code: Option<String>,
     duration_seconds: Option<f64>,
     size_bytes: Option<i64>,
     source_key: Option<String>,
@@ -96,6 +97,7 @@ impl VideoRow {
             org_id: OrgId::from_uuid(self.org_id),
             title: self.title,
             status,
+            failure_code: self.failure_code.as_deref().map(|c| ErrorCode::from_code(c).unwrap_or(ErrorCode::Internal)),
             duration_seconds: self.duration_seconds,
             size_bytes: self.size_bytes,
             source_key: self
@@ -109,7 +111,7 @@ impl VideoRow {
     }
 }
 
-const VIDEO_COLUMNS: &str = "v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at";
+const VIDEO_COLUMNS: &str = "v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.failure_code, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at";
 
 fn video_not_found(id: VideoId) -> Error {
     Error::not_found(ErrorCode::VideoNotFound, format!("video {id}"))
@@ -132,7 +134,7 @@ pub async fn insert_video(db: impl PgExecutor<'_>, org: OrgId, new: &NewVideo) -
     let row: VideoRow = sqlx::query_as(
         "INSERT INTO videdit.videos AS v (id, org_id, title, state, stage, failure_reason, source_key, content_type, size_bytes, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         RETURNING v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at",
+         RETURNING v.id, v.org_id, v.title, v.state, v.stage, v.failure_reason, v.failure_code, v.duration_seconds, v.size_bytes, v.source_key, v.created_at, v.updated_at",
     )
     .bind(new.id)
     .bind(org)
@@ -260,6 +262,7 @@ pub async fn set_video_status(
     let row: Option<VideoRow> = sqlx::query_as(&format!(
         "UPDATE videdit.videos v
          SET state = $3, stage = $4, failure_reason = $5,
+             failure_code = CASE WHEN $3 = 'failed' THEN failure_code END,
              duration_seconds = COALESCE($6, duration_seconds), size_bytes = COALESCE($7, size_bytes),
              updated_at = now()
          WHERE v.org_id = $1 AND v.id = $2
@@ -348,4 +351,65 @@ pub async fn transition_video(
         )));
     }
     set_video_status(&mut *conn, org, id, next, duration_seconds, None).await
+}
+
+/// Moves a video to `failed` with a stable code and a reason, under its row
+/// lock, if the state machine allows it (a ready video is never failed).
+///
+/// # Errors
+/// `video_not_found`; `invalid_state` when the video cannot fail now.
+pub async fn fail_video(
+    conn: &mut sqlx::PgConnection,
+    org: OrgId,
+    id: VideoId,
+    code: ErrorCode,
+    reason: &str,
+) -> Result<Video> {
+    let reason: String = reason.chars().take(1000).collect();
+    transition_video(&mut *conn, org, id, &VideoStatus::Failed { reason }, None).await?;
+    let row: VideoRow = sqlx::query_as(&format!(
+        "UPDATE videdit.videos v SET failure_code = $3 WHERE org_id = $1 AND id = $2 RETURNING {VIDEO_COLUMNS}"
+    ))
+    .bind(org)
+    .bind(id)
+    .bind(code.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    row.into_video()
+}
+
+/// Records a request to analyse the video with `options` and returns its
+/// revision (each request gets a higher one).
+///
+/// # Errors
+/// `video_not_found`.
+pub async fn request_analysis(
+    db: impl PgExecutor<'_>,
+    org: OrgId,
+    id: VideoId,
+    options: &serde_json::Value,
+) -> Result<i32> {
+    sqlx::query_scalar(
+        "UPDATE videdit.videos SET analyze_options = $3, analyze_revision = analyze_revision + 1
+         WHERE org_id = $1 AND id = $2 RETURNING analyze_revision",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(options)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| video_not_found(id))
+}
+
+/// The newest analysis request: its options and revision.
+///
+/// # Errors
+/// `video_not_found`.
+pub async fn analysis_request(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<(serde_json::Value, i32)> {
+    sqlx::query_as("SELECT analyze_options, analyze_revision FROM videdit.videos WHERE org_id = $1 AND id = $2")
+        .bind(org)
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| video_not_found(id))
 }

@@ -121,6 +121,18 @@ impl From<videdit_core::Error> for ApiError {
     }
 }
 
+impl From<videdit_service::Error> for ApiError {
+    fn from(e: videdit_service::Error) -> Self {
+        let code = e.code();
+        if code == ErrorCode::Internal || code.http_status() >= 500 {
+            // Details of server-side failures go to the log, not the client.
+            tracing::error!(error = %e, code = %code, "request failed");
+            return Self::new(code, "the server could not complete the request; it has been logged");
+        }
+        Self::new(code, e.message())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         videdit_core::Error::from(e).into()

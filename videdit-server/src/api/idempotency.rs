@@ -5,18 +5,19 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use videdit_core::ErrorCode;
 use videdit_core::db::{self, IdempotencyClaim};
-use videdit_core::{ErrorCode, OrgId};
 
 use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
+use crate::auth::Principal;
 
-/// Runs `run` at most once per (organisation, key): a replay with the same
+/// Runs `run` at most once per (organisation, user, key): a replay with the same
 /// request returns the stored response, the same key with another request
 /// is refused with 422 `idempotency_key_reused`. Without a key, just runs.
 pub async fn idempotent<T, F>(
     state: &AppState,
-    org: OrgId,
+    caller: Principal,
     key: Option<&str>,
     operation: &str,
     request: &impl Serialize,
@@ -34,7 +35,8 @@ where
     hasher.update(operation.as_bytes());
     hasher.update(serde_json::to_vec(request).expect("requests serialise"));
     let hash = hex::encode(hasher.finalize());
-    match db::claim_idempotency(&state.pool, org, key, &hash).await? {
+    let (org, user) = (caller.org_id, Some(caller.user_id));
+    match db::claim_idempotency(&state.pool, org, user, key, &hash).await? {
         IdempotencyClaim::Fresh => {}
         IdempotencyClaim::Replay { body, .. } => {
             return serde_json::from_value(body)
@@ -53,11 +55,11 @@ where
     match run.await {
         Ok(value) => {
             let body = serde_json::to_value(&value).expect("responses serialise");
-            db::finish_idempotency(&state.pool, org, key, 200, &body).await?;
+            db::finish_idempotency(&state.pool, org, user, key, 200, &body).await?;
             Ok(value)
         }
         Err(e) => {
-            db::release_idempotency(&state.pool, org, key).await?;
+            db::release_idempotency(&state.pool, org, user, key).await?;
             Err(e)
         }
     }

@@ -7,16 +7,17 @@ use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use time::OffsetDateTime;
-use videdit_core::{ErrorCode, JobKind, VideoId, db};
+use videdit_core::{ErrorCode, VideoId, db};
 use videdit_queue::JobState;
 use videdit_queue::admin::{self, JobRecord};
+use videdit_service::stages::{self, Stage};
 
 use super::error::{ApiError, ApiResult};
 use super::idempotency::idempotent;
 use super::{ApiTags, BearerAuth};
 use crate::app::AppState;
 use crate::auth::Action;
-use crate::pipeline_jobs::{VideoJob, belongs_to, enqueue_stage};
+use videdit_service::jobs::belongs_to;
 
 /// The stages a client may start.
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -34,14 +35,27 @@ pub enum JobType {
 }
 
 impl JobType {
-    fn kind(self) -> JobKind {
+    fn stage(self) -> Stage {
         match self {
-            Self::Ingest => JobKind::Ingest,
-            Self::Transcribe => JobKind::Transcribe,
-            Self::Analyze => JobKind::Analyze,
-            Self::Render => JobKind::Render,
+            Self::Ingest => Stage::Ingest,
+            Self::Transcribe => Stage::Transcribe,
+            Self::Analyze => Stage::Analyze,
+            Self::Render => Stage::Render,
         }
     }
+}
+
+/// A failed attempt of a job.
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "camelCase")]
+pub struct JobAttemptError {
+    /// Which attempt (1-based).
+    pub attempt: i32,
+    /// The stable error code, when the failure has one (`invalid_media`, …).
+    #[oai(skip_serializing_if_is_none)]
+    pub code: Option<String>,
+    /// What went wrong.
+    pub message: String,
 }
 
 /// Start a job.
@@ -94,7 +108,7 @@ pub struct JobBody {
     #[oai(skip_serializing_if_is_none)]
     pub progress: Option<serde_json::Value>,
     /// Errors of failed attempts, oldest first.
-    pub errors: Vec<String>,
+    pub errors: Vec<JobAttemptError>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Finished.
@@ -122,7 +136,17 @@ impl From<&JobRecord> for JobBody {
             errors: r
                 .errors
                 .as_array()
-                .map(|a| a.iter().filter_map(|e| e.get("error").and_then(|m| m.as_str()).map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some(JobAttemptError {
+                                attempt: e.get("attempt").and_then(serde_json::Value::as_i64).unwrap_or(0) as i32,
+                                code: e.get("code").and_then(|c| c.as_str()).map(str::to_owned),
+                                message: e.get("error")?.as_str()?.to_owned(),
+                            })
+                        })
+                        .collect()
+                })
                 .unwrap_or_default(),
             created_at: r.created_at,
             finished_at: r.finished_at,
@@ -181,37 +205,8 @@ impl JobsApi {
         p.require(Action::Process)?;
         let req = body.0;
         let options = req.options.clone().unwrap_or(serde_json::json!({}));
-        if !options.is_object() {
-            return Err(ApiError::invalid("options must be a JSON object"));
-        }
-        let short_id = match req.job_type {
-            JobType::Render => {
-                let raw = options
-                    .get("shortId")
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| ApiError::invalid("render needs options.shortId"))?;
-                let sid = raw
-                    .parse()
-                    .map_err(|_| ApiError::new(ErrorCode::ShortNotFound, format!("short {raw:?} not found")))?;
-                let short = db::get_short(&state.pool, p.org_id, sid).await?;
-                if short.video_id != video {
-                    return Err(ApiError::new(ErrorCode::ShortNotFound, format!("short {raw:?} not found")));
-                }
-                Some(sid)
-            }
-            JobType::Analyze => {
-                // Bad analysis options are the caller's to fix: refuse them now, not in the worker.
-                let parsed: crate::media_jobs::AnalyzeJobOptions =
-                    serde_json::from_value(options.clone()).map_err(|e| ApiError::invalid(format!("options: {e}")))?;
-                parsed.validate().map_err(|e| ApiError::invalid(format!("options: {e}")))?;
-                None
-            }
-            _ => None,
-        };
-        let body = idempotent(&state, p.org_id, idempotency_key.0.as_deref(), "createJob", &(&video, &req), async {
-            let job = VideoJob { org_id: p.org_id, video_id: video, short_id, options };
-            let mut conn = state.pool.acquire().await?;
-            let job_id = enqueue_stage(&mut conn, req.job_type.kind(), &job).await.map_err(queue_error)?;
+        let body = idempotent(&state, p, idempotency_key.0.as_deref(), "createJob", &(&video, &req), async {
+            let job_id = stages::start(&state.pool, p.org_id, video, req.job_type.stage(), &options).await?;
             let rec = admin::get_job(&state.pool, job_id).await.map_err(queue_error)?;
             Ok(JobBody::from(&rec))
         })

@@ -1,12 +1,14 @@
 //! The REST API under `/api/v1`.
 
+mod bodies;
 pub mod error;
+mod events;
 mod idempotency;
 mod jobs;
-mod models;
 mod recipes;
 mod uploads;
 mod videos;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -19,7 +21,6 @@ use crate::app::AppState;
 use crate::auth::{AuthFailure, Principal};
 
 pub use error::{ApiError, ApiResult, ErrorBody};
-pub use uploads::abort_objects as abort_upload_objects;
 
 /// The API's operation groups.
 #[derive(Tags)]
@@ -32,16 +33,34 @@ pub enum ApiTags {
     Shorts,
     /// Processing jobs.
     Jobs,
+    /// Domain events (polling instead of webhooks).
+    Events,
+    /// Outbound webhooks (admins).
+    Webhooks,
 }
 
-/// All API operations.
-pub type Api = (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi, recipes::RecipesApi);
+/// Declares the operation groups once: the `Api` type and its constructor.
+macro_rules! operation_groups {
+    ($($group:path),* $(,)?) => {
+        /// All API operations.
+        pub type Api = ($($group,)*);
 
-/// Builds the API.
-#[must_use]
-pub fn api() -> Api {
-    (uploads::UploadsApi, videos::VideosApi, jobs::JobsApi, recipes::RecipesApi)
+        /// Builds the API.
+        #[must_use]
+        pub fn api() -> Api {
+            ($($group,)*)
+        }
+    };
 }
+
+operation_groups!(
+    uploads::UploadsApi,
+    videos::VideosApi,
+    jobs::JobsApi,
+    recipes::RecipesApi,
+    events::EventsApi,
+    webhooks::WebhooksApi,
+);
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.
 #[derive(Debug, thiserror::Error)]

@@ -8,23 +8,14 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use videdit_core::db;
-use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
-use videdit_core::storage::ObjectKey;
-use videdit_core::time_range::TimeRange;
-use videdit_core::transcript::Word;
-use videdit_core::{ErrorCode, JobKind, ShortId};
+use videdit_core::recipe::{ClipRecipe, Reframe};
+use videdit_core::{ErrorCode, ShortId};
+use videdit_service::recipes::{self, EditWord, RecipeEdit};
 
 use super::error::{ApiError, ApiResult};
 use super::{ApiTags, BearerAuth};
 use crate::app::AppState;
 use crate::auth::Action;
-use crate::pipeline_jobs::{VideoJob, enqueue_stage};
-
-/// Longest short a recipe may describe, in seconds.
-pub const MAX_RECIPE_SECONDS: f64 = 180.0;
-/// Most words in a recipe.
-pub const MAX_RECIPE_WORDS: usize = 2000;
 
 /// Recipes API.
 pub struct RecipesApi;
@@ -74,24 +65,6 @@ pub struct RecipeBody {
     pub title: String,
 }
 
-fn aspect_name(a: Aspect) -> &'static str {
-    match a {
-        Aspect::Vertical => "9:16",
-        Aspect::Square => "1:1",
-        Aspect::Portrait => "4:5",
-        Aspect::Landscape => "16:9",
-    }
-}
-
-fn style_name(s: CaptionStyle) -> &'static str {
-    match s {
-        CaptionStyle::Bold => "bold",
-        CaptionStyle::Highlight => "highlight",
-        CaptionStyle::Boxed => "boxed",
-        CaptionStyle::None => "none",
-    }
-}
-
 impl From<&ClipRecipe> for RecipeBody {
     fn from(r: &ClipRecipe) -> Self {
         let reframe = match r.reframe {
@@ -102,97 +75,29 @@ impl From<&ClipRecipe> for RecipeBody {
             version: r.version,
             start_seconds: r.range.start(),
             end_seconds: r.range.end(),
-            aspect: aspect_name(r.aspect).into(),
+            aspect: r.aspect.as_str().into(),
             reframe,
-            caption_style: style_name(r.caption_style).into(),
+            caption_style: r.caption_style.as_str().into(),
             words: r.words.iter().map(|w| RecipeWord { text: w.text.clone(), start: w.start, end: w.end }).collect(),
             title: r.title.clone(),
         }
     }
 }
 
-/// Checks an edited recipe against the video and builds it on the stored
-/// one (whose source it keeps).
-fn apply(body: &RecipeBody, stored: &ClipRecipe, duration: Option<f64>) -> ApiResult<ClipRecipe> {
-    if body.version == 0 || body.version > RECIPE_VERSION {
-        return Err(ApiError::invalid(format!(
-            "recipe version {} is not supported (1..={RECIPE_VERSION})",
-            body.version
-        )));
-    }
-    let range = TimeRange::new(body.start_seconds, body.end_seconds)
-        .map_err(|e| ApiError::invalid(format!("startSeconds/endSeconds: {e}")))?;
-    if range.duration() < 1.0 || range.duration() > MAX_RECIPE_SECONDS {
-        return Err(ApiError::invalid(format!(
-            "a short lasts 1 to {MAX_RECIPE_SECONDS} s, got {:.2} s",
-            range.duration()
-        )));
-    }
-    if let Some(d) = duration
-        && range.end() > d + 0.05
-    {
-        return Err(ApiError::invalid(format!("endSeconds {:.2} is past the end of the {d:.2} s video", range.end())));
-    }
-    let aspect = match body.aspect.as_str() {
-        "9:16" => Aspect::Vertical,
-        "1:1" => Aspect::Square,
-        "4:5" => Aspect::Portrait,
-        "16:9" => Aspect::Landscape,
-        other => return Err(ApiError::invalid(format!("aspect {other:?} is not one of 9:16, 1:1, 4:5, 16:9"))),
-    };
-    let reframe = match (body.reframe.mode.as_str(), body.reframe.x) {
-        ("fit", None) => Reframe::Fit,
-        ("crop", x) if x.is_none_or(|x| (0.0..=1.0).contains(&x)) => Reframe::Crop { x },
-        _ => return Err(ApiError::invalid("reframe is {mode: fit} or {mode: crop, x: 0..1}")),
-    };
-    let caption_style = match body.caption_style.as_str() {
-        "bold" => CaptionStyle::Bold,
-        "highlight" => CaptionStyle::Highlight,
-        "boxed" => CaptionStyle::Boxed,
-        "none" => CaptionStyle::None,
-        other => {
-            return Err(ApiError::invalid(format!(
-                "captionStyle {other:?} is not one of bold, highlight, boxed, none"
-            )));
+impl From<&RecipeBody> for RecipeEdit {
+    fn from(b: &RecipeBody) -> Self {
+        Self {
+            version: b.version,
+            start_seconds: b.start_seconds,
+            end_seconds: b.end_seconds,
+            aspect: b.aspect.clone(),
+            reframe_mode: b.reframe.mode.clone(),
+            crop_x: b.reframe.x,
+            caption_style: b.caption_style.clone(),
+            words: b.words.iter().map(|w| EditWord { text: w.text.clone(), start: w.start, end: w.end }).collect(),
+            title: b.title.clone(),
         }
-    };
-    if body.words.len() > MAX_RECIPE_WORDS {
-        return Err(ApiError::invalid(format!("at most {MAX_RECIPE_WORDS} words")));
     }
-    let mut words = Vec::with_capacity(body.words.len());
-    for (i, w) in body.words.iter().enumerate() {
-        let ok = w.start.is_finite() && w.end.is_finite() && w.start >= 0.0 && w.end >= w.start;
-        if !ok || w.text.chars().count() > 100 || w.text.chars().any(char::is_control) {
-            return Err(ApiError::invalid(format!(
-                "word {i} needs 0 <= start <= end and at most 100 printable characters"
-            )));
-        }
-        let probability = stored.words.get(i).filter(|s| s.text == w.text).map_or(1.0, |s| s.probability);
-        words.push(Word { text: w.text.clone(), start: w.start, end: w.end, probability });
-    }
-    if words.windows(2).any(|p| p[1].start < p[0].start) {
-        return Err(ApiError::invalid("words must be in time order"));
-    }
-    let title = body.title.trim();
-    if title.chars().count() > 200 {
-        return Err(ApiError::invalid("a title has at most 200 characters"));
-    }
-    Ok(ClipRecipe {
-        version: RECIPE_VERSION,
-        source: stored.source.clone(),
-        range,
-        aspect,
-        reframe,
-        caption_style,
-        words,
-        title: title.to_owned(),
-    })
-}
-
-async fn stored_recipe(state: &AppState, key: &ObjectKey) -> ApiResult<ClipRecipe> {
-    let bytes = videdit_core::storage::read_all(state.storage.as_ref(), key).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the stored recipe is unreadable: {e}")))
 }
 
 fn short_id(raw: &str) -> ApiResult<ShortId> {
@@ -214,9 +119,8 @@ impl RecipesApi {
     ) -> ApiResult<Json<RecipeBody>> {
         let p = auth.0;
         p.require(Action::Read)?;
-        let short = db::get_short(&state.pool, p.org_id, short_id(&id.0)?).await?;
-        let key = ObjectKey::short_recipe(p.org_id, short.video_id, short.id);
-        Ok(Json(RecipeBody::from(&stored_recipe(&state, &key).await?)))
+        let recipe = recipes::get(&state.pool, state.storage.as_ref(), p.org_id, short_id(&id.0)?).await?;
+        Ok(Json(RecipeBody::from(&recipe)))
     }
 
     /// Edit a short's recipe and render it again
@@ -234,24 +138,8 @@ impl RecipesApi {
     ) -> ApiResult<Json<RecipeBody>> {
         let p = auth.0;
         p.require(Action::Process)?;
-        let short = db::get_short(&state.pool, p.org_id, short_id(&id.0)?).await?;
-        let video = db::get_video(&state.pool, p.org_id, short.video_id).await?;
-        if video.status != videdit_core::VideoStatus::Ready {
-            return Err(ApiError::new(
-                ErrorCode::InvalidState,
-                format!("video {} is {}; edit recipes once it is ready", video.id, video.status.state()),
-            ));
-        }
-        let key = ObjectKey::short_recipe(p.org_id, short.video_id, short.id);
-        let recipe = apply(&body.0, &stored_recipe(&state, &key).await?, video.duration_seconds)?;
-        let json = serde_json::to_vec_pretty(&recipe).expect("a recipe serialises");
-        state.storage.put_stream(&key, videdit_core::storage::bytes_stream(json), "application/json").await?;
-        let mut tx = state.pool.begin().await.map_err(videdit_core::Error::from)?;
-        db::edit_short(&mut *tx, p.org_id, short.id, recipe.range, &recipe.title).await?;
-        let job =
-            VideoJob { org_id: p.org_id, video_id: video.id, short_id: Some(short.id), options: serde_json::json!({}) };
-        enqueue_stage(&mut tx, JobKind::Render, &job).await.map_err(super::jobs::queue_error)?;
-        tx.commit().await.map_err(videdit_core::Error::from)?;
+        let edit = RecipeEdit::from(&body.0);
+        let recipe = recipes::edit(&state.pool, state.storage.as_ref(), p.org_id, short_id(&id.0)?, &edit).await?;
         Ok(Json(RecipeBody::from(&recipe)))
     }
 }

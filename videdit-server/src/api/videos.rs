@@ -9,12 +9,10 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use videdit_core::db;
 use videdit_core::storage::PresignGet;
-use videdit_core::{ErrorCode, JobKind, Short, ShortId, Transcript, VideoId};
+use videdit_core::{ErrorCode, Short, ShortId, Transcript, VideoId};
 
-use crate::pipeline_jobs::{VideoJob, enqueue_stage};
-
+use super::bodies::{RenameVideo, ShortBody, VideoBody, VideoPage};
 use super::error::{ApiError, ApiResult};
-use super::models::{RenameVideo, ShortBody, VideoBody, VideoPage};
 use super::{ApiTags, BearerAuth};
 use crate::app::AppState;
 use crate::auth::Action;
@@ -158,13 +156,7 @@ impl VideosApi {
         // Existence first, so another organisation's id is a 404, not a 403.
         db::get_video(&state.0.pool, p.org_id, id).await?;
         p.require(Action::Delete)?;
-        // The rows go now; the stored files go through a `delete` job in the
-        // same transaction, so they are removed even if this process dies.
-        let mut tx = state.pool.begin().await?;
-        db::delete_video(&mut *tx, p.org_id, id).await?;
-        let job = VideoJob { org_id: p.org_id, video_id: id, short_id: None, options: serde_json::json!({}) };
-        let job_id = enqueue_stage(&mut tx, JobKind::Delete, &job).await.map_err(super::jobs::queue_error)?;
-        tx.commit().await?;
+        let job_id = videdit_service::videos::delete(&state.pool, p.org_id, id).await?;
         Ok(Json(serde_json::json!({"deleted": true, "cleanupJobId": job_id})))
     }
 

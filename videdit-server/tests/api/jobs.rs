@@ -16,7 +16,7 @@ async fn core_and_queue_migrations_apply_in_either_order_twice(pool: PgPool) {
     let core: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit._sqlx_migrations").fetch_one(&pool).await.unwrap();
     let queue: i64 =
         sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!((core, queue), (2, 2));
+    assert_eq!((core, queue), (3, 2));
 }
 
 async fn uploaded_video(app: &crate::support::TestApp, t: &str) -> String {
@@ -112,12 +112,7 @@ async fn deleting_a_video_removes_its_files_through_a_job(pool: PgPool) {
     assert_eq!(status, 200, "{body}");
     let files_before = count_files(app.storage_dir());
     assert!(files_before > 0);
-    let worker = videdit_server::worker::build(
-        pool.clone(),
-        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
-        videdit_server::worker::Deps { storage: app.storage.clone(), media: None },
-    )
-    .unwrap();
+    let worker = housekeeping_worker(&pool, &app);
     assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
     assert_eq!(count_files(app.storage_dir()), 0, "the video's objects are gone");
 }
@@ -132,14 +127,9 @@ async fn abandoned_uploads_are_cleaned_up(pool: PgPool) {
     let video = plan["videoId"].as_str().unwrap().to_owned();
     sqlx::query("UPDATE videdit.uploads SET expires_at = now() - interval '1 minute'").execute(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    videdit_server::worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await.unwrap();
+    videdit_server::handlers::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await.unwrap();
     drop(conn);
-    let worker = videdit_server::worker::build(
-        pool.clone(),
-        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
-        videdit_server::worker::Deps { storage: app.storage.clone(), media: None },
-    )
-    .unwrap();
+    let worker = housekeeping_worker(&pool, &app);
     assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
     assert_error(&app.call("GET", &format!("/videos/{video}"), Some(&t), None).await, 404, "video_not_found");
     let state: String = sqlx::query_scalar("SELECT state FROM videdit.uploads")
@@ -155,6 +145,91 @@ async fn abandoned_uploads_are_cleaned_up(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(next, 1);
+}
+
+/// A worker without media: housekeeping jobs only.
+fn housekeeping_worker(pool: &PgPool, app: &crate::support::TestApp) -> videdit_queue::Worker {
+    videdit_server::handlers::build(
+        pool.clone(),
+        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
+        videdit_server::handlers::Deps {
+            storage: app.storage.clone(),
+            media: None,
+            webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
+        },
+    )
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn deleting_a_video_cancels_its_jobs_aborts_its_multipart_uploads_and_sweeps_again_later(pool: PgPool) {
+    let mut options = Options::default();
+    options.limits.multipart_threshold = 1024;
+    let app = spawn_app(pool.clone(), options).await;
+    let t = token("user_del", None);
+    let ready = crate::seed::ready_video(&app, &pool, &t).await;
+    let video = ready.video.to_string();
+    // A queued job of the video, and a multipart upload in progress for it.
+    let (status, job) =
+        app.call("POST", &format!("/videos/{video}/jobs"), Some(&t), Some(json!({"type": "analyze"}))).await;
+    assert_eq!(status, 201, "{job}");
+    let key = videdit_core::storage::ObjectKey::video_source(ready.org, ready.video, "again.mp4");
+    let mp = app.storage.create_multipart(&key, "video/mp4").await.unwrap();
+    let url = app.storage.presign_part(&mp, 1, std::time::Duration::from_secs(600)).await.unwrap().url;
+    assert_eq!(app.client.put(url).body(vec![1u8; 2048]).send().await.unwrap().status(), 200);
+    let upload = videdit_core::db::NewUpload {
+        id: videdit_core::UploadId::new(),
+        video_id: ready.video,
+        key: key.clone(),
+        file_name: "again.mp4".into(),
+        content_type: "video/mp4".into(),
+        expected_size: 2048,
+        multipart: Some((mp.upload_id.clone(), 2048, 1)),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    videdit_core::db::insert_upload(&pool, ready.org, &upload).await.unwrap();
+    let parts_dir_exists = || count_files(app.storage_dir());
+    let before = parts_dir_exists();
+
+    let (status, body) = app.call("DELETE", &format!("/videos/{video}"), Some(&t), None).await;
+    assert_eq!(status, 200, "{body}");
+    // In the same transaction: the job is cancelled, the event recorded.
+    let (_, got) = app.call("GET", &format!("/jobs/{}", job["id"].as_str().unwrap()), Some(&t), None).await;
+    assert_eq!(got["status"], "cancelled", "{got}");
+    let (_, events) = app.call("GET", "/events?types=video.deleted", Some(&t), None).await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events["items"][0]["data"]["videoId"], video);
+    // A second sweep is queued for after the longest job lease.
+    let later: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM videdit_queue.jobs WHERE kind = 'delete' AND run_at > now() + interval '1 hour'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(later, 1);
+
+    let worker = housekeeping_worker(&pool, &app);
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    assert!(before > 0);
+    assert_eq!(count_files(app.storage_dir()), 0, "the objects and the multipart upload's parts are gone");
+    // The multipart upload is aborted at the backend, not merely orphaned.
+    assert_eq!(
+        app.storage.presign_part(&mp, 1, std::time::Duration::from_secs(60)).await.unwrap_err().code(),
+        videdit_core::ErrorCode::UploadNotFound
+    );
+
+    // A late render that wrote after the first sweep is swept by the second.
+    app.storage
+        .put_stream(
+            &videdit_core::storage::ObjectKey::short_video(ready.org, ready.video, ready.short),
+            videdit_core::storage::bytes_stream(b"late".to_vec()),
+            "video/mp4",
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'delete'").execute(&pool).await.unwrap();
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    assert_eq!(count_files(app.storage_dir()), 0, "the second pass removed the late file");
 }
 
 fn count_files(dir: &std::path::Path) -> usize {

@@ -14,3 +14,4 @@ mod support;
 mod tenancy;
 mod typescript_client;
 mod uploads;
+mod webhooks;

@@ -11,8 +11,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use videdit_media::process::{Ffmpeg, file_arg};
 use videdit_media::testing::{SLEEP, TalkSpec, make_talk, small_talk};
-use videdit_server::media_jobs::MediaDeps;
-use videdit_server::worker;
+use videdit_server::handlers::{self as worker, MediaDeps};
 
 use crate::support::{Options, StorageKind, TestApp, assert_error, spawn_app, token};
 
@@ -31,9 +30,13 @@ fn media_deps() -> MediaDeps {
 
 /// Starts a worker with every handler; stops it when dropped.
 fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
-    let deps = worker::Deps { storage: app.storage.clone(), media: Some(Arc::new(media_deps())) };
+    let deps = worker::Deps {
+        storage: app.storage.clone(),
+        media: Some(Arc::new(media_deps())),
+        webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
+    };
     let config = videdit_queue::WorkerConfig {
-        queues: vec!["media".into(), "maintenance".into()],
+        queues: vec!["media".into(), "maintenance".into(), "webhooks".into()],
         concurrency: 2,
         poll_interval: Duration::from_millis(200),
         ..Default::default()
@@ -94,6 +97,13 @@ async fn settle(app: &TestApp, t: &str, video: &str, limit: Duration) -> Value {
     }
 }
 
+/// Makes a 3-second clip with ffmpeg (`args` before the output path).
+async fn make_clip(args: &[&str], out: &std::path::Path) {
+    let args = args.iter().copied().chain(["-y"]).map(String::from).chain([file_arg(out)]).collect();
+    let run = videdit_media::process::Run { args, media_seconds: 3.0, on_progress: None, cancel: None };
+    Ffmpeg::default().run(run).await.unwrap();
+}
+
 async fn ffprobe(path: &std::path::Path) -> Value {
     let out = Ffmpeg::default()
         .ffprobe(&["-show_format", "-show_streams", "-of", "json", &file_arg(path)], Duration::from_secs(30))
@@ -123,6 +133,12 @@ async fn full_flow(pool: PgPool, options: Options) {
     spec.size = Some((640, 360));
     let talk = make_talk(&Ffmpeg::default(), &spec, &dir.path().join("talk.mp4")).await.unwrap();
     let t = token("user_pipe", Some(("org_pipe", "org:admin")));
+    // A webhook endpoint receives the video's events as they happen.
+    let receiver = crate::webhooks::Receiver::default();
+    let hook_url = format!("{}/events", receiver.start().await);
+    let (status, hook) = app.call("POST", "/webhooks", Some(&t), Some(json!({"url": hook_url}))).await;
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
     let video = upload(&app, &t, "talk.mp4", std::fs::read(&talk.path).unwrap()).await;
     let _worker = start_worker(&pool, &app);
 
@@ -229,6 +245,63 @@ async fn full_flow(pool: PgPool, options: Options) {
     let seconds: f64 = ffprobe(&mp4).await["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((seconds - (new_end - start)).abs() < 0.1, "{seconds} vs {}", new_end - start);
 
+    // The video's events, in order, through the events API...
+    let (status, page) = app.call("GET", "/events?limit=500", Some(&t), None).await;
+    assert_eq!(status, 200, "{page}");
+    let events: Vec<Value> =
+        page["items"].as_array().unwrap().iter().filter(|e| e["data"]["videoId"] == video.as_str()).cloned().collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e["data"]["stage"].as_str() {
+            Some(stage) if e["type"] == "video.stage_changed" => format!("stage:{stage}"),
+            _ => e["type"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    let shorts_ready = items.iter().filter(|s| s["status"] == "ready").count();
+    let mut expected: Vec<String> = [
+        "video.uploaded",
+        "stage:ingesting",
+        "stage:transcribing",
+        "transcript.ready",
+        "stage:analyzing",
+        "stage:rendering",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    expected.extend(std::iter::repeat_n("short.ready".to_owned(), shorts_ready));
+    expected.push("video.ready".into());
+    expected.push("short.ready".into()); // the edited short, rendered again
+    assert_eq!(kinds, expected);
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "oldest first, by time-ordered id");
+    // A cursor continues after the last event seen.
+    let last = page["nextCursor"].as_str().unwrap();
+    let (_, after) = app.call("GET", &format!("/events?after={last}"), Some(&t), None).await;
+    assert_eq!(after["items"], json!([]));
+    // ...and through the webhook: every event once, each verified, in the same order by id.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let received = loop {
+        let got = receiver.requests();
+        if got.len() >= page["items"].as_array().unwrap().len() {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "{} of {} events delivered", got.len(), ids.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut delivered: Vec<String> = received
+        .iter()
+        .map(|r| {
+            crate::webhooks::verify(&secret, r);
+            r.headers.get("webhook-id").unwrap().to_str().unwrap().to_owned()
+        })
+        .filter(|id| ids.contains(&id.as_str()))
+        .collect();
+    delivered.sort_unstable();
+    assert_eq!(delivered, sorted, "each of the video's events delivered once");
+
     // Another organisation sees none of it.
     assert_error(
         &app.call("GET", &format!("/videos/{video}/shorts"), Some(&other), None).await,
@@ -250,19 +323,7 @@ async fn bad_uploads_fail_the_video_with_the_reason(pool: PgPool) {
     // A text file named .mp4, and a video without sound.
     let text = upload(&app, &t, "notes.mp4", b"these are my notes, not a video\n".repeat(100)).await;
     let silent = dir.path().join("silent.mp4");
-    Ffmpeg::default()
-        .run(videdit_media::process::Run {
-            args: ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-y"]
-                .into_iter()
-                .map(String::from)
-                .chain([file_arg(&silent)])
-                .collect(),
-            media_seconds: 3.0,
-            on_progress: None,
-            cancel: None,
-        })
-        .await
-        .unwrap();
+    make_clip(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264"], &silent).await;
     let mute = upload(&app, &t, "mute.mp4", std::fs::read(&silent).unwrap()).await;
     let _worker = start_worker(&pool, &app);
 
@@ -270,12 +331,17 @@ async fn bad_uploads_fail_the_video_with_the_reason(pool: PgPool) {
         let v = settle(&app, &t, &video, Duration::from_secs(120)).await;
         assert_eq!(v["status"], "failed", "{v}");
         let reason = v["failureReason"].as_str().unwrap();
-        assert!(reason.starts_with(code), "{reason}");
+        assert_eq!(v["failureCode"], code, "{v}");
+        assert!(
+            !reason.is_empty() && !reason.starts_with(code),
+            "the code is a field, not inside the reason: {reason}"
+        );
         let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
         let jobs = jobs["items"].as_array().unwrap_or_else(|| jobs.as_array().unwrap()).clone();
         let ingest = jobs.iter().find(|j| j["type"] == "ingest").unwrap();
         assert_eq!(ingest["status"], "failed", "{ingest}");
         assert_eq!(ingest["attempt"], 1, "bad media is not retried: {ingest}");
+        assert_eq!(ingest["errors"][0]["code"], code, "the job's error carries the code: {ingest}");
         // Neither the reason nor the job's errors show where the upload is stored.
         assert!(!reason.contains("/objects/") && !reason.contains("/tmp"), "{reason}");
         assert!(!ingest["errors"].to_string().contains("/objects/"), "{ingest}");
@@ -326,7 +392,8 @@ async fn a_video_whose_every_short_fails_to_render_fails(pool: PgPool) {
     let _worker = start_worker(&pool, &app);
     let v = settle(&app, &t, &ready.video.to_string(), Duration::from_secs(120)).await;
     assert_eq!(v["status"], "failed", "{v}");
-    assert_eq!(v["failureReason"], "internal: every short failed to render");
+    assert_eq!(v["failureReason"], "every short failed to render");
+    assert_eq!(v["failureCode"], "internal");
     let (_, listed) = app.call("GET", &format!("/videos/{}/shorts", ready.video), Some(&t), None).await;
     let items = listed["items"].as_array().unwrap_or_else(|| listed.as_array().unwrap()).clone();
     let statuses: Vec<&str> = items.iter().map(|s| s["status"].as_str().unwrap()).collect();
@@ -337,4 +404,72 @@ async fn a_video_whose_every_short_fails_to_render_fails(pool: PgPool) {
     for j in renders {
         assert_eq!((j["status"].as_str(), j["attempt"].as_i64()), (Some("failed"), Some(1)), "not retried: {j}");
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_stage_that_dies_before_its_commit_leaves_no_change_and_its_retry_records_it_once(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let t = token("user_crash", None);
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("tone.mp4");
+    let tone = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"];
+    make_clip(&[&tone[..], &["-t", "3", "-c:v", "libx264", "-c:a", "aac", "-shortest"]].concat(), &clip).await;
+    let video = upload(&app, &t, "tone.mp4", std::fs::read(&clip).unwrap()).await;
+    // The ingest job's work (the probe) succeeds; the transaction that
+    // records its result dies at its last step, as a worker killed there would.
+    sqlx::query("CREATE TABLE videdit.test_fault (on_ boolean NOT NULL)").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO videdit.test_fault VALUES (true)").execute(&pool).await.unwrap();
+    sqlx::query(
+        "CREATE FUNCTION videdit.test_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.payload->>'stage' = 'transcribing' AND (SELECT on_ FROM videdit.test_fault) THEN
+             RAISE EXCEPTION 'injected: the worker died before its commit';
+           END IF;
+           RETURN NEW;
+         END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_fault BEFORE INSERT ON videdit.events FOR EACH ROW EXECUTE FUNCTION videdit.test_fault()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let _worker = start_worker(&pool, &app);
+    let ingest_errors = || async {
+        let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
+        jobs.as_array().unwrap().iter().find(|j| j["type"] == "ingest").map(|j| j["errors"].as_array().unwrap().len())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ingest_errors().await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the ingest attempt never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Neither the change nor its event is there.
+    let (_, v) = app.call("GET", &format!("/videos/{video}"), Some(&t), None).await;
+    assert_eq!((v["status"].as_str(), v["stage"].as_str()), (Some("processing"), Some("ingesting")), "{v}");
+    assert!(v.get("durationSeconds").is_none(), "{v}");
+    let stage_events = |events: &Value| {
+        events["items"].as_array().unwrap().iter().filter(|e| e["data"]["stage"] == "transcribing").count()
+    };
+    let (_, events) = app.call("GET", "/events", Some(&t), None).await;
+    assert_eq!(stage_events(&events), 0, "{events}");
+    let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
+    assert!(jobs.as_array().unwrap().iter().all(|j| j["type"] != "transcribe"), "{jobs}");
+
+    // The retry produces both, once.
+    sqlx::query("UPDATE videdit.test_fault SET on_ = false").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'ingest'").execute(&pool).await.unwrap();
+    let v = settle(&app, &t, &video, Duration::from_secs(300)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!((v["durationSeconds"].as_f64().unwrap() - 3.0).abs() < 0.1, "{v}");
+    let (_, events) = app.call("GET", "/events", Some(&t), None).await;
+    assert_eq!(stage_events(&events), 1, "{events}");
+    let (_, jobs) = app.call("GET", &format!("/videos/{video}/jobs"), Some(&t), None).await;
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.iter().filter(|j| j["type"] == "transcribe").count(), 1, "{jobs:?}");
+    let ingest = jobs.iter().find(|j| j["type"] == "ingest").unwrap();
+    assert_eq!((ingest["status"].as_str(), ingest["attempt"].as_i64()), (Some("completed"), Some(2)), "{ingest}");
 }

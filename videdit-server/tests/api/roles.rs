@@ -10,7 +10,7 @@ use crate::support::{Options, TestApp, assert_error, spawn_app, token};
 
 /// Every operation of the API. The spec test checks this list against the
 /// generated spec, so a new operation cannot skip the matrix.
-pub const OPERATIONS: [&str; 16] = [
+pub const OPERATIONS: [&str; 26] = [
     "createUpload",
     "completeUpload",
     "abortUpload",
@@ -27,6 +27,16 @@ pub const OPERATIONS: [&str; 16] = [
     "cancelJob",
     "getRecipe",
     "putRecipe",
+    "listEvents",
+    "createWebhook",
+    "listWebhooks",
+    "getWebhook",
+    "updateWebhook",
+    "deleteWebhook",
+    "rotateWebhookSecret",
+    "testWebhook",
+    "listWebhookDeliveries",
+    "replayWebhookDelivery",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,6 +55,9 @@ struct Fixture {
     upload: String,
     /// A queued job of the video.
     job: String,
+    /// A webhook endpoint and one of its deliveries.
+    webhook: String,
+    delivery: String,
 }
 
 async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
@@ -53,17 +66,27 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
     let (status, job) =
         app.call("POST", &format!("/videos/{}/jobs", ready.video), Some(admin), Some(json!({"type": "analyze"}))).await;
     assert_eq!(status, 201, "{job}");
+    // One endpoint at a time (an organisation has at most 20).
+    sqlx::query("DELETE FROM videdit.webhook_endpoints").execute(pool).await.unwrap();
+    let (status, hook) =
+        app.call("POST", "/webhooks", Some(admin), Some(json!({"url": "http://127.0.0.1:9/hook"}))).await;
+    assert_eq!(status, 201, "{hook}");
+    let webhook = hook["id"].as_str().unwrap().to_owned();
+    let (status, sent) = app.call("POST", &format!("/webhooks/{webhook}/test"), Some(admin), None).await;
+    assert_eq!(status, 200, "{sent}");
     Fixture {
         video: ready.video.to_string(),
         short: ready.short.to_string(),
         upload,
         job: job["id"].as_str().unwrap().to_owned(),
+        webhook,
+        delivery: sent["deliveryId"].as_str().unwrap().to_owned(),
     }
 }
 
 /// The request for an operation on the fixture.
 fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
-    let (v, s, u, j) = (&f.video, &f.short, &f.upload, &f.job);
+    let (v, s, u, j, w, d) = (&f.video, &f.short, &f.upload, &f.job, &f.webhook, &f.delivery);
     match op {
         "createUpload" => {
             ("POST", "/uploads".into(), Some(json!({"fileName": "new.mp4", "contentType": "video/mp4", "size": 10})))
@@ -85,15 +108,25 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
         "cancelJob" => ("POST", format!("/jobs/{j}/cancel"), None),
         "getRecipe" => ("GET", format!("/shorts/{s}/recipe"), None),
         "putRecipe" => ("PUT", format!("/shorts/{s}/recipe"), Some(seed::recipe_body())),
+        "listEvents" => ("GET", "/events".into(), None),
+        "createWebhook" => ("POST", "/webhooks".into(), Some(json!({"url": "http://127.0.0.1:9/other"}))),
+        "listWebhooks" => ("GET", "/webhooks".into(), None),
+        "getWebhook" => ("GET", format!("/webhooks/{w}"), None),
+        "updateWebhook" => ("PATCH", format!("/webhooks/{w}"), Some(json!({"description": "changed"}))),
+        "deleteWebhook" => ("DELETE", format!("/webhooks/{w}"), None),
+        "rotateWebhookSecret" => ("POST", format!("/webhooks/{w}/rotate-secret"), None),
+        "testWebhook" => ("POST", format!("/webhooks/{w}/test"), None),
+        "listWebhookDeliveries" => ("GET", format!("/webhooks/{w}/deliveries"), None),
+        "replayWebhookDelivery" => ("POST", format!("/webhooks/{w}/deliveries/{d}/replay"), None),
         other => panic!("no request for {other}"),
     }
 }
 
 /// What the matrix says: `Ok(status)` when allowed, `Err((status, code))` when not.
 fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
-    let admin_only = matches!(op, "deleteVideo" | "cancelJob");
+    let admin_only = matches!(op, "deleteVideo" | "cancelJob") || op.contains("Webhook");
     let ok = match op {
-        "createUpload" | "createJob" => 201,
+        "createUpload" | "createJob" | "createWebhook" => 201,
         _ => 200,
     };
     match caller {
@@ -103,10 +136,11 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
         // Another organisation's ids do not exist for it; what it does in
         // its own organisation (create an upload, list its videos) works.
         Caller::Outsider => match op {
-            "createUpload" | "listVideos" => Ok(ok),
+            "createUpload" | "listVideos" | "listEvents" | "createWebhook" | "listWebhooks" => Ok(ok),
             "completeUpload" | "abortUpload" => Err((404, "upload_not_found")),
             "getShort" | "getRecipe" | "putRecipe" => Err((404, "short_not_found")),
             "getJob" | "cancelJob" => Err((404, "job_not_found")),
+            op if op.contains("Webhook") => Err((404, "webhook_not_found")),
             _ => Err((404, "video_not_found")),
         },
     }
@@ -133,6 +167,10 @@ async fn every_operation_follows_the_role_matrix(pool: PgPool) {
                         assert!(!got.1.to_string().contains("seeded"), "{op}: {}", got.1);
                     }
                 }
+            }
+            if caller == Caller::Outsider && matches!(op, "listEvents" | "listWebhooks") {
+                assert!(!got.1.to_string().contains(&f.video), "{op}: the outsider sees the team's data: {}", got.1);
+                assert!(!got.1.to_string().contains(&f.webhook), "{op}: the outsider sees the team's data: {}", got.1);
             }
             if caller == Caller::Outsider && op == "listVideos" {
                 let ids: Vec<&str> =

@@ -49,6 +49,8 @@ pub struct Options {
     pub storage_down: bool,
     /// The JWKS endpoint answers 503.
     pub jwks_down: bool,
+    /// Which webhook URLs are accepted (tests deliver to loopback).
+    pub webhook_policy: videdit_webhooks::UrlPolicy,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             database_down: false,
             storage_down: false,
             jwks_down: false,
+            webhook_policy: videdit_webhooks::UrlPolicy::DEV,
         }
     }
 }
@@ -168,6 +171,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         limits: options.limits,
         http_metrics: Default::default(),
         metrics_token: options.metrics_token.map(Secret::new),
+        webhook_policy: options.webhook_policy,
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
     TestApp {

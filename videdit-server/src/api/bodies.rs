@@ -124,9 +124,12 @@ pub struct VideoBody {
     /// The running stage while processing (`ingesting`, `transcribing`, `analyzing`, `rendering`).
     #[oai(skip_serializing_if_is_none)]
     pub stage: Option<String>,
-    /// Why it failed.
+    /// Why it failed, in words a person understands.
     #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
+    /// The stable error code of the failure (`invalid_media`, `no_audio_stream`, …).
+    #[oai(skip_serializing_if_is_none)]
+    pub failure_code: Option<String>,
     /// Duration in seconds, once known.
     #[oai(skip_serializing_if_is_none)]
     pub duration_seconds: Option<f64>,
@@ -159,6 +162,7 @@ impl VideoBody {
             status,
             stage: v.status.stage().map(|s| s.as_str().to_owned()),
             failure_reason: v.status.failure_reason().map(str::to_owned),
+            failure_code: v.failure_code.map(|c| c.as_str().to_owned()),
             duration_seconds: v.duration_seconds,
             size_bytes: v.size_bytes,
             shorts_count,

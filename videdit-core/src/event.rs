@@ -1,0 +1,119 @@
+//! Domain events: what happened to an organisation's videos, as a
+//! versioned JSON payload with a stable type name. Written to the outbox
+//! in the transaction of the change they describe; read through the events
+//! API and delivered to webhooks.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::id::{EventId, OrgId};
+
+/// The payload format version this build writes.
+pub const EVENT_VERSION: i32 = 1;
+
+macro_rules! event_types {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// The kinds of events, with their stable names.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl EventType {
+            /// Every type.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
+
+            /// The stable name (`video.ready`, …).
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $name,)* }
+            }
+
+            /// Parses a stable name.
+            #[must_use]
+            pub fn parse(name: &str) -> Option<Self> {
+                match name { $($name => Some(EventType::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+event_types! {
+    /// The source is uploaded and processing starts.
+    VideoUploaded => "video.uploaded",
+    /// The video entered another processing stage (milestones, not progress ticks).
+    VideoStageChanged => "video.stage_changed",
+    /// The transcript is stored.
+    TranscriptReady => "transcript.ready",
+    /// A short was rendered.
+    ShortReady => "short.ready",
+    /// A short failed to render for good.
+    ShortFailed => "short.failed",
+    /// Every short is finished and at least one is ready (or none was found).
+    VideoReady => "video.ready",
+    /// Processing stopped; the payload has the code and the reason.
+    VideoFailed => "video.failed",
+    /// The video and its files are being deleted.
+    VideoDeleted => "video.deleted",
+    /// A test event sent from the webhooks API.
+    WebhookTest => "webhook.test",
+    /// A webhook endpoint was disabled (410, or failing for days).
+    WebhookDisabled => "webhook.endpoint_disabled",
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Its id (UUIDv7: ordered by time; the cursor of the events API).
+    pub id: EventId,
+    /// The organisation it belongs to.
+    pub org_id: OrgId,
+    /// The stable type name.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Payload format version.
+    pub version: i32,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// What happened (camelCase JSON; ids as strings).
+    pub payload: serde_json::Value,
+}
+
+impl Event {
+    /// The JSON document sent to webhooks and shown by the events API:
+    /// `{id, type, version, timestamp, data}`.
+    #[must_use]
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.event_type,
+            "version": self.version,
+            "timestamp": self.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "data": self.payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert!(seen.insert(t.as_str()), "{t} twice");
+            assert!(t.as_str().contains('.'), "{t}");
+        }
+        assert_eq!(EventType::parse("video.exploded"), None);
+    }
+}

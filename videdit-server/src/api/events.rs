@@ -1,0 +1,105 @@
+//! The events API: an organisation's domain events, oldest first after a
+//! cursor, so a client can poll instead of receiving webhooks.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use time::OffsetDateTime;
+use videdit_core::{Event, EventId};
+
+use super::error::{ApiError, ApiResult};
+use super::{ApiTags, BearerAuth};
+use crate::app::AppState;
+use crate::auth::Action;
+
+/// One domain event.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+pub struct EventBody {
+    /// Id (UUIDv7, time-ordered; the cursor; the `webhook-id` of its deliveries).
+    pub id: String,
+    /// Type (`video.uploaded`, `video.stage_changed`, `transcript.ready`,
+    /// `short.ready`, `short.failed`, `video.ready`, `video.failed`,
+    /// `video.deleted`, `webhook.test`, `webhook.endpoint_disabled`).
+    #[oai(rename = "type")]
+    pub event_type: String,
+    /// Payload format version.
+    pub version: i32,
+    /// When it happened.
+    pub timestamp: OffsetDateTime,
+    /// What happened.
+    pub data: serde_json::Value,
+}
+
+impl From<&Event> for EventBody {
+    fn from(e: &Event) -> Self {
+        Self {
+            id: e.id.to_string(),
+            event_type: e.event_type.clone(),
+            version: e.version,
+            timestamp: e.created_at,
+            data: e.payload.clone(),
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+pub struct EventPage {
+    /// Oldest first.
+    pub items: Vec<EventBody>,
+    /// Pass as `after` to get the events that follow (the last item's id,
+    /// or the `after` given when the page is empty).
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// Events API.
+pub struct EventsApi;
+
+#[OpenApi(tag = "ApiTags::Events")]
+impl EventsApi {
+    /// List events
+    ///
+    /// The organisation's events after `after` (an event id), oldest first,
+    /// optionally only some types (comma-separated). Poll with the returned
+    /// `nextCursor` to follow a video's life without webhooks.
+    #[oai(path = "/events", method = "get", operation_id = "listEvents")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        after: Query<Option<String>>,
+        types: Query<Option<String>>,
+        #[oai(default = "default_limit")] limit: Query<i64>,
+    ) -> ApiResult<Json<EventPage>> {
+        let p = auth.0;
+        p.require(Action::Read)?;
+        let after: Option<EventId> = match after.0.as_deref() {
+            None | Some("") => None,
+            Some(raw) => {
+                Some(raw.parse().map_err(|_| ApiError::invalid(format!("after: {raw:?} is not an event id")))?)
+            }
+        };
+        let types: Vec<String> = types
+            .0
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let events = videdit_service::events::list(&state.pool, p.org_id, after, &types, limit.0).await?;
+        let next_cursor = events.last().map(|e| e.id.to_string()).or_else(|| after.map(|a| a.to_string()));
+        Ok(Json(EventPage { items: events.iter().map(EventBody::from).collect(), next_cursor }))
+    }
+}
+
+fn default_limit() -> i64 {
+    100
+}
