@@ -43,7 +43,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use videdit_core::ErrorCode;
-use videdit_core::recipe::{CaptionStyle, ClipRecipe, RECIPE_VERSION};
+use videdit_core::recipe::{CaptionStyle, ClipRecipe};
 use videdit_core::time_range::TimeRange;
 
 pub use graph::{Fps, Geometry};
@@ -212,12 +212,8 @@ impl Source {
 }
 
 fn validate(recipe: &ClipRecipe, options: &RenderOptions) -> Result<(), RenderError> {
-    if recipe.version == 0 || recipe.version > RECIPE_VERSION {
-        return Err(RenderError::InvalidRecipe(format!(
-            "recipe version {} is not supported (this build reads 1 to {RECIPE_VERSION})",
-            recipe.version
-        )));
-    }
+    // The format rule is the core's, the same the API applies to edits.
+    videdit_core::recipe::check_version(recipe.version).map_err(|e| RenderError::InvalidRecipe(e.0))?;
     if !PRESETS.contains(&options.x264_preset.as_str()) {
         return Err(RenderError::InvalidOptions(format!("unknown x264 preset {:?}", options.x264_preset)));
     }
@@ -497,7 +493,7 @@ pub async fn frame_rgb(ffmpeg: &Ffmpeg, video: &Path, at: f64) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use videdit_core::recipe::{Aspect, Reframe};
+    use videdit_core::recipe::{Aspect, RECIPE_VERSION, Reframe};
 
     fn recipe(source: &str) -> ClipRecipe {
         ClipRecipe {
