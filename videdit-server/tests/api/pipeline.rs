@@ -452,7 +452,8 @@ async fn a_stage_that_dies_before_its_commit_leaves_no_change_and_its_retry_reco
     assert_eq!((v["status"].as_str(), v["stage"].as_str()), (Some("processing"), Some("ingesting")), "{v}");
     assert!(v.get("durationSeconds").is_none(), "{v}");
     let stage_events = |events: &Value| {
-        events["items"].as_array().unwrap().iter().filter(|e| e["data"]["stage"] == "transcribing").count()
+        let items = events["items"].as_array().unwrap().iter();
+        items.filter(|e| e["type"] == "video.stage_changed" && e["data"]["stage"] == "transcribing").count()
     };
     let (_, events) = app.call("GET", "/events", Some(&t), None).await;
     assert_eq!(stage_events(&events), 0, "{events}");
