@@ -1,7 +1,9 @@
 //! One delivery attempt: check, pin, sign, POST, classify.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
@@ -115,23 +117,33 @@ impl Attempt {
 /// internal one a moment later (DNS rebinding) still reaches the checked
 /// address. Redirects are not followed, proxies from the environment are not
 /// used, and plain `http` is refused unless the policy allows loopback.
+///
+/// Clients are kept per host and checked address set (at most
+/// [`MAX_CACHED_CLIENTS`]), so deliveries to the same receiver reuse their
+/// connections; a changed DNS answer is a different key, so a kept
+/// connection never outlives the check that allowed it.
 #[derive(Debug, Clone)]
 pub struct Sender {
     policy: UrlPolicy,
     timeout: Duration,
+    clients: Arc<Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>>,
 }
+
+/// Most HTTP clients a [`Sender`] keeps (one per receiver and DNS answer).
+pub const MAX_CACHED_CLIENTS: usize = 256;
 
 impl Sender {
     /// A sender with the default limits: 15 s for the whole attempt, 5 s to
     /// connect.
     pub fn new(policy: UrlPolicy) -> Self {
-        Sender { policy, timeout: DEFAULT_TIMEOUT }
+        Sender { policy, timeout: DEFAULT_TIMEOUT, clients: Arc::default() }
     }
 
     /// The same sender with another limit for the whole attempt (the connect
     /// limit becomes the smaller of 5 s and this).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.clients = Arc::default(); // clients carry their timeout
         self
     }
 
@@ -223,6 +235,22 @@ impl Sender {
     /// A client for one attempt, whose DNS answer for the URL's host is the
     /// checked addresses (an IP host needs none).
     fn client_for(&self, url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, reqwest::Error> {
+        let mut sorted = addrs.to_vec();
+        sorted.sort_unstable();
+        let key = (format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()), sorted);
+        if let Some(client) = self.clients.lock().expect("client cache lock").get(&key) {
+            return Ok(client.clone());
+        }
+        let client = self.build_client(url, addrs)?;
+        let mut cache = self.clients.lock().expect("client cache lock");
+        if cache.len() >= MAX_CACHED_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn build_client(&self, url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
@@ -230,7 +258,7 @@ impl Sender {
             .user_agent(USER_AGENT)
             .no_proxy()
             .https_only(!self.policy.allow_loopback)
-            .pool_max_idle_per_host(0);
+            .pool_idle_timeout(Duration::from_secs(30));
         if let Some(Host::Domain(domain)) = url.host() {
             builder = builder.resolve_to_addrs(domain, addrs);
         }
