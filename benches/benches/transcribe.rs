@@ -15,26 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use sha2::Digest;
 use tokio_util::sync::CancellationToken;
-use videdit_media::models::{WeightType, import_ct2};
+use videdit_media::models::WeightType;
 use videdit_media::process::Ffmpeg;
+use videdit_media::testing::{
+    PLAIN_PARAGRAPHS, WORDS_PER_MINUTE, alternating_voice, generate, media_seconds, speak, tiny_en_ct2_dir,
+    tiny_en_model, wer_of_prefix,
+};
 use videdit_media::transcribe::{LoadOptions, TranscribeOptions, Transcriber};
-
-const PARAGRAPHS: &[&str] = &[
-    "The old lighthouse stood at the edge of the cliff for more than a century. Every night the keeper climbed the \
-     narrow stairs, cleaned the glass, and lit the lamp so that ships could find their way home through the fog.",
-    "Cooking rice is simple when you measure carefully. Rinse the grains until the water runs clear, add twice as \
-     much water as rice, bring it to a boil, then cover the pot and let it simmer slowly on a low flame.",
-    "Our team spent the whole summer building a small robot that could sort recycling. It learned to tell paper \
-     from plastic by looking at the color and the shape of each object on the moving belt.",
-    "When you travel by train across the country, you see forests, rivers, and quiet villages pass by the window. \
-     Many people say it is the most relaxing way to see the land and meet new friends along the way.",
-    "A good library is more than a room full of books. It is a quiet place to think, a warm place to wait for the \
-     rain to stop, and a door that opens onto every corner of the world for anyone who walks inside.",
-    "The children planted tomatoes, beans, and sunflowers in the school garden. By the end of the season the \
-     sunflowers were taller than the teachers, and the whole class shared a salad made from their own harvest.",
-];
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -44,88 +32,37 @@ fn run(cmd: &mut Command) -> String {
 
 /// `seconds` of speech (paragraphs cycled, en-us and en-gb alternating,
 /// with low background noise), as a 16 kHz mono WAV; returns the words said.
-fn clip(dir: &Path, seconds: u32) -> (PathBuf, String) {
-    let mut inputs = Vec::new();
+async fn clip(dir: &Path, seconds: u32) -> (PathBuf, String) {
+    let mut args: Vec<String> = Vec::new();
     let mut said = Vec::new();
     let mut total = 0.0;
     let mut i = 0;
     while total < f64::from(seconds) + 1.0 {
-        let p = PARAGRAPHS[i % PARAGRAPHS.len()];
+        let p = PLAIN_PARAGRAPHS[i % PLAIN_PARAGRAPHS.len()];
         let wav = dir.join(format!("p{seconds}-{i}.wav"));
-        let voice = if i % 2 == 0 { "en-us" } else { "en-gb" };
-        run(Command::new("espeak-ng").args(["-v", voice, "-s", "165", "-w"]).arg(&wav).arg(p));
-        let d: f64 = run(Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
-            .arg(&wav))
-        .trim()
-        .parse()
-        .unwrap();
-        total += d + 0.8;
+        speak(p, alternating_voice(i), WORDS_PER_MINUTE, &wav).await.expect("espeak-ng is installed");
+        total += media_seconds(&wav).await + 0.8;
         said.push(p);
-        inputs.push(wav);
+        args.extend(["-i".to_owned(), wav.display().to_string()]);
         i += 1;
     }
-    let out = dir.join(format!("clip-{seconds}.wav"));
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-y"]);
-    for wav in &inputs {
-        cmd.arg("-i").arg(wav);
-    }
-    let n = inputs.len();
+    let n = said.len();
     let mut filter: String = (0..n).map(|i| format!("[{i}:a]aresample=16000,apad=pad_dur=0.8[a{i}];")).collect();
     filter += &(0..n).map(|i| format!("[a{i}]")).collect::<String>();
     filter += &format!(
         "concat=n={n}:v=0:a=1[speech];anoisesrc=c=pink:a=0.02:r=16000[noise];[speech][noise]amix=inputs=2:duration=first:normalize=0[out]"
     );
-    cmd.args(["-filter_complex", &filter, "-map", "[out]", "-t", &seconds.to_string(), "-ar", "16000", "-ac", "1"])
-        .arg(&out);
-    run(&mut cmd);
+    let length = seconds.to_string();
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .chain(["-filter_complex", &filter, "-map", "[out]", "-t", &length, "-ar", "16000", "-ac", "1"])
+        .collect();
+    let out = generate(dir, &format!("clip-{seconds}.wav"), &args, f64::from(seconds)).await;
     // The reference is what fits in the clip: words are cut at the end, so
-    // WER is computed on the text of the paragraphs that were fully included
-    // plus the partial one; a few words at the very end may be missing.
+    // WER is computed against the prefix of the paragraphs the transcript
+    // covers; a few words at the very end may be missing.
     (out, said.join(" "))
-}
-
-fn normalize(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .replace(['-', '—'], " ")
-        .split_whitespace()
-        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// WER of `hyp` against the prefix of `reference` it covers (the clip cuts
-/// the last paragraph short).
-fn wer(reference: &str, hyp: &str) -> f64 {
-    let (r, h) = (normalize(reference), normalize(hyp));
-    // Align against the reference prefix that gives the lowest error.
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    let mut best = f64::MAX;
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rw != hw)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-        if i + 1 >= h.len().saturating_sub(5) {
-            best = best.min(prev[h.len()] as f64 / (i + 1) as f64);
-        }
-    }
-    best
-}
-
-fn model(ct2: &Path, wtype: WeightType) -> PathBuf {
-    let bin = std::fs::read(ct2.join("model.bin")).unwrap();
-    let key = hex::encode(&sha2::Sha256::digest(&bin)[..8]);
-    let root = std::env::var_os("VIDEDIT_TEST_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/videdit/test-models"));
-    let out = root.join("ggml").join(key).join(format!("ggml-tiny.en{}.bin", wtype.suffix()));
-    if !out.is_file() {
-        import_ct2(ct2, &out, wtype).unwrap();
-    }
-    out
 }
 
 struct Variant {
@@ -144,10 +81,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let ct2 = PathBuf::from(
-        std::env::var_os("VIDEDIT_TEST_CT2_TINY_EN")
-            .expect("VIDEDIT_TEST_CT2_TINY_EN is unset: eval \"$(scripts/fetch-test-model.sh --print-env)\""),
-    );
+    let ct2 = tiny_en_ct2_dir();
     let python = std::env::var_os("VIDEDIT_FW_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/videdit/fw-venv/bin/python"));
@@ -168,11 +102,12 @@ fn main() {
         std::env::var("VIDEDIT_BENCH_VARIANTS").ok().map(|v| v.split(',').map(str::to_owned).collect());
     let threads = 2;
 
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let clips: Vec<(u32, PathBuf, String)> = clips
         .into_iter()
         .map(|s| {
-            let (p, t) = clip(dir.path(), s);
+            let (p, t) = rt.block_on(clip(dir.path(), s));
             (s, p, t)
         })
         .collect();
@@ -183,7 +118,7 @@ fn main() {
     let model_name = std::env::var("VIDEDIT_BENCH_MODEL_NAME").unwrap_or_else(|_| "tiny.en".into());
     let load = |w: WeightType, flash: bool| {
         let opts = LoadOptions { flash_attn: flash, ..LoadOptions::default() };
-        Transcriber::load_with(&model(&ct2, w), &format!("{model_name}{}", w.suffix()), &opts).unwrap()
+        Transcriber::load_with(&tiny_en_model(w), &format!("{model_name}{}", w.suffix()), &opts).unwrap()
     };
     let mut variants = vec![
         Variant {
@@ -226,7 +161,6 @@ fn main() {
         variants.retain(|v| only.iter().any(|o| v.name.contains(o.as_str())));
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let ffmpeg = Ffmpeg::default();
     // times[variant][clip] and the last transcript's WER.
     let mut times = vec![vec![Vec::new(); clips.len()]; variants.len()];
@@ -260,7 +194,7 @@ fn main() {
                         (line["seconds"].as_f64().unwrap(), line["text"].as_str().unwrap().to_owned())
                     }
                 };
-                wers[v][c] = wer(said, &text);
+                wers[v][c] = wer_of_prefix(said, &text);
                 eprintln!(
                     "round {round} {secs:>4} s {:<45} {elapsed:>7.2} s  WER {:.1}%",
                     variant.name,

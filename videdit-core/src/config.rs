@@ -1,9 +1,15 @@
-//! Configuration from the environment, validated at start-up.
+//! Configuration, validated at start-up.
 //!
-//! [`Config::load`] reads every variable a command needs, checks each one
-//! and reports *all* bad values at once, each naming the variable and what
-//! it accepts. What a command needs differs: `videdit process` runs with
-//! neither a database nor S3, so it never looks at their variables.
+//! [`Config::load`] looks up every setting a command needs by its variable
+//! name, checks each one and reports *all* bad values at once, each naming
+//! the variable and what it accepts. What a command needs differs:
+//! `videdit process` runs with neither a database nor S3, so it never looks
+//! at their variables.
+//!
+//! This crate does not read the process environment: the caller supplies
+//! the values (the `videdit` binary from its command line and environment,
+//! through clap; an embedder from wherever it keeps its settings).
+//! [`VARIABLES`] names every variable [`Config::load`] may ask for.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +39,19 @@ pub enum Environment {
     Development,
     /// JSON logs, one object per line.
     Production,
+}
+
+impl Environment {
+    /// `development` (or `dev`, `test`) and `production` (or `prod`), in
+    /// any case; `None` for anything else.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" | "test" => Some(Self::Development),
+            "production" | "prod" => Some(Self::Production),
+            _ => None,
+        }
+    }
 }
 
 /// A PostgreSQL connection URL, normalised. `Debug` hides the password.
@@ -242,22 +261,57 @@ impl Env<'_> {
     }
 }
 
+/// `VIDEDIT_ENV` and its alias.
+const ENVIRONMENT: &[&str] = &["VIDEDIT_ENV", "NODE_ENV"];
+/// `S3_ENDPOINT` and its aliases, in order of precedence.
 const S3_ENDPOINT: &[&str] = &["S3_ENDPOINT", "TIGRIS_ENDPOINT", "TIGRIS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"];
+/// `S3_BUCKET` and its aliases, in order of precedence.
 const S3_BUCKET: &[&str] = &["S3_BUCKET", "TIGRIS_BUCKET", "TIGRIS_BUCKET_NAME", "BUCKET_NAME"];
+/// `S3_ACCESS_KEY_ID` and its aliases, in order of precedence.
 const S3_ACCESS_KEY_ID: &[&str] = &["S3_ACCESS_KEY_ID", "TIGRIS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"];
+/// `S3_SECRET_ACCESS_KEY` and its aliases, in order of precedence.
 const S3_SECRET_ACCESS_KEY: &[&str] = &["S3_SECRET_ACCESS_KEY", "TIGRIS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"];
+/// `S3_REGION` and its aliases, in order of precedence.
 const S3_REGION: &[&str] = &["S3_REGION", "TIGRIS_REGION", "AWS_REGION"];
+/// `S3_FORCE_PATH_STYLE` and its alias, in order of precedence.
 const S3_FORCE_PATH_STYLE: &[&str] = &["S3_FORCE_PATH_STYLE", "TIGRIS_FORCE_PATH_STYLE"];
 
-impl Config {
-    /// Loads from the process environment.
-    ///
-    /// # Errors
-    /// [`ConfigErrors`] listing every bad or missing value.
-    pub fn from_env(command: Command) -> Result<Self, ConfigErrors> {
-        Self::load(command, &|k| std::env::var(k).ok())
-    }
+/// Every variable [`Config::load`] may look up, aliases included.
+pub const VARIABLES: &[&str] = &[
+    "VIDEDIT_ENV",
+    "NODE_ENV",
+    "DATABASE_URL",
+    "STORAGE",
+    "STORAGE_DIR",
+    "S3_ENDPOINT",
+    "TIGRIS_ENDPOINT",
+    "TIGRIS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "S3_BUCKET",
+    "TIGRIS_BUCKET",
+    "TIGRIS_BUCKET_NAME",
+    "BUCKET_NAME",
+    "S3_ACCESS_KEY_ID",
+    "TIGRIS_ACCESS_KEY_ID",
+    "AWS_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "TIGRIS_SECRET_ACCESS_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+    "S3_REGION",
+    "TIGRIS_REGION",
+    "AWS_REGION",
+    "S3_FORCE_PATH_STYLE",
+    "TIGRIS_FORCE_PATH_STYLE",
+    "STORAGE_SIGNING_KEY",
+    "PUBLIC_URL",
+    "JOB_CONCURRENCY",
+    "POLL_INTERVAL_MS",
+    "FFMPEG_BINARY",
+    "WHISPER_MODEL",
+    "VIDEDIT_MODEL_DIR",
+];
 
+impl Config {
     /// Loads from a map (tests, embedders).
     ///
     /// # Errors
@@ -273,16 +327,12 @@ impl Config {
     pub fn load(command: Command, get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut env = Env { get, errors: Vec::new() };
 
-        let environment = match env.var(&["VIDEDIT_ENV", "NODE_ENV"]).map(|s| s.to_ascii_lowercase()) {
+        let environment = match env.var(ENVIRONMENT) {
             None => Environment::Development,
-            Some(v) => match v.as_str() {
-                "development" | "dev" | "test" => Environment::Development,
-                "production" | "prod" => Environment::Production,
-                _ => {
-                    env.err("VIDEDIT_ENV", format!("{v:?} is not one of development, production"));
-                    Environment::Development
-                }
-            },
+            Some(v) => Environment::parse(&v).unwrap_or_else(|| {
+                env.err("VIDEDIT_ENV", format!("{:?} is not one of development, production", v.to_ascii_lowercase()));
+                Environment::Development
+            }),
         };
 
         let needs_db = matches!(command, Command::Serve | Command::Worker | Command::Migrate);
@@ -550,6 +600,26 @@ mod tests {
             &[DB, ("S3_BUCKET", "Bad_Bucket"), ("S3_ACCESS_KEY_ID", "a"), ("S3_SECRET_ACCESS_KEY", "s")],
         );
         assert_eq!(e.var, "S3_BUCKET");
+    }
+
+    #[test]
+    fn every_variable_looked_up_is_listed() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        // Nothing set, so every alias is asked for; once with local storage, once with S3.
+        for storage in [None, Some("s3")] {
+            let record = |k: &str| {
+                asked.borrow_mut().push(k.to_owned());
+                if k == "STORAGE" { storage.map(str::to_owned) } else { None }
+            };
+            let _ = Config::load(Command::Serve, &record);
+        }
+        let asked = asked.into_inner();
+        for name in &asked {
+            assert!(VARIABLES.contains(&name.as_str()), "{name} is looked up but not in VARIABLES");
+        }
+        for name in VARIABLES {
+            assert!(asked.iter().any(|a| a == name), "{name} is in VARIABLES but never looked up");
+        }
     }
 
     #[test]

@@ -130,6 +130,13 @@ impl serde::Serialize for ErrorCode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ErrorCode::from_code(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown error code {s:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,12 +166,5 @@ mod tests {
         assert_eq!(ErrorCode::IdempotencyKeyReused.http_status(), 422);
         assert!(ErrorCode::StorageUnavailable.is_retryable());
         assert!(!ErrorCode::InvalidMedia.is_retryable());
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ErrorCode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        ErrorCode::from_code(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown error code {s:?}")))
     }
 }

@@ -12,7 +12,8 @@
 //! use videdit_core::{OrgId, VideoId};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::from_env(Command::Process)?;
+//! // Settings are read at the edge (here the process environment) and passed in.
+//! let config = Config::load(Command::Process, &|k| std::env::var(k).ok())?;
 //! let storage = LocalStorage::open("/tmp/videdit", None).await?;
 //! let key = ObjectKey::video_source(OrgId::new(), VideoId::new(), "talk.mp4");
 //! storage.put_file(&key, "talk.mp4".as_ref(), "video/mp4").await?;

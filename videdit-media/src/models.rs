@@ -140,16 +140,28 @@ impl ModelStore {
         self.dir.join(format!("ggml-{name}.bin"))
     }
 
-    /// The file of a configured model.
+    /// The file of a configured model. A name that is not installed as
+    /// given falls back to its quantized weights: `tiny.en` → `tiny.en-q8_0`
+    /// (faster than f16 at the same accuracy), then `-q5_1`, `-q5_0`.
+    /// `videdit models import --weights q8_0` stores `tiny.en` under the
+    /// suffixed name, and whoever asks for `tiny.en` wants that model. The
+    /// name of what was found is `ModelRef::File(path).name()`.
     ///
     /// # Errors
     /// [`Error::ModelNotFound`] with a hint on how to get it.
     pub fn resolve(&self, model: &ModelRef) -> Result<PathBuf> {
+        const FALLBACKS: [WeightType; 3] = [WeightType::Q8_0, WeightType::Q5_1, WeightType::Q5_0];
         let (path, hint) = match model {
             ModelRef::File(p) => (p.clone(), "the configured model file does not exist".to_owned()),
             ModelRef::Named(n) => {
                 if n.is_empty() || n.contains("..") {
                     return Err(Error::ModelNotFound { model: n.clone(), hint: "not a model name".into() });
+                }
+                let quantized = FALLBACKS.iter().any(|w| n.ends_with(w.suffix()));
+                let fallbacks =
+                    FALLBACKS.iter().filter(|_| !quantized).map(|w| self.path_of(&format!("{n}{}", w.suffix())));
+                if let Some(found) = std::iter::once(self.path_of(n)).chain(fallbacks).find(|p| p.is_file()) {
+                    return Ok(found);
                 }
                 let hint = if base_model(n).is_some() {
                     format!(

@@ -210,15 +210,7 @@ impl Ffmpeg {
     /// [`Error::Timeout`] after `timeout`.
     pub async fn ffprobe(&self, args: &[&str], timeout: Duration) -> Result<Vec<u8>> {
         let program = self.ffprobe.display().to_string();
-        let child = tokio::process::Command::new(&self.ffprobe)
-            .args(["-hide_banner", "-v", "error"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| Error::Spawn { program: program.clone(), source })?;
+        let child = spawn_piped(&self.ffprobe, &["-hide_banner", "-v", "error"], args)?;
         let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Ok(out) => out.map_err(|source| Error::Io { op: "running ffprobe", source })?,
             Err(_) => {
@@ -238,6 +230,20 @@ impl Ffmpeg {
             Err(Error::Failed { program, status: out.status.to_string(), stderr: lines.into_iter().rev().collect() })
         }
     }
+}
+
+/// Starts `program` with `fixed` then `args`, no stdin, stdout and stderr
+/// piped; the child is killed when it is dropped.
+fn spawn_piped(program: &Path, fixed: &[&str], args: &[impl AsRef<std::ffi::OsStr>]) -> Result<tokio::process::Child> {
+    tokio::process::Command::new(program)
+        .args(fixed)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| Error::Spawn { program: program.display().to_string(), source })
 }
 
 /// An ffmpeg run whose stdout is read as a stream (raw audio samples, for
@@ -271,15 +277,7 @@ impl Ffmpeg {
         use tokio::io::AsyncBufReadExt;
         let span = tracing::info_span!("ffmpeg", args = %args.join(" "));
         let program = self.ffmpeg.display().to_string();
-        let mut child = tokio::process::Command::new(&self.ffmpeg)
-            .args(["-hide_banner", "-nostdin", "-nostats"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| Error::Spawn { program: program.clone(), source })?;
+        let mut child = spawn_piped(&self.ffmpeg, &["-hide_banner", "-nostdin", "-nostats"], args)?;
         let stdout = child.stdout.take().ok_or_else(|| Error::Io {
             op: "opening ffmpeg's stdout",
             source: std::io::Error::other("no stdout pipe"),

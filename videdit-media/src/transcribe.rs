@@ -229,11 +229,8 @@ impl Transcriber {
         let mut reader = audio::open(ffmpeg, input, opts.range, media_seconds, cancel.child_token())?;
         let offset = opts.range.start.unwrap_or(0.0).max(0.0);
         let total = (media_seconds.max(0.0) * RATE as f64).max(1.0);
-        let mut state = None;
-        let mut language = None;
-        let mut segments = Vec::new();
+        let mut done = ChunksDone::default();
         let mut buffer: Vec<f32> = Vec::new();
-        let mut consumed = 0usize;
         let mut eof = false;
         while !eof || !buffer.is_empty() {
             while !eof && buffer.len() < chunk {
@@ -248,19 +245,10 @@ impl Transcriber {
             let cut = if eof && buffer.len() <= chunk { buffer.len() } else { quietest_cut(&buffer, chunk, search) };
             let rest = buffer.split_off(cut);
             let piece = std::mem::replace(&mut buffer, rest);
-            let start = offset + consumed as f64 / RATE as f64;
-            let (done_before, piece_len) = (consumed as f64, piece.len() as f64);
-            let progress = move |p: f32| ((done_before + piece_len * f64::from(p)) / total).clamp(0.0, 1.0) as f32;
-            let out = self
-                .run_chunk(state.take(), piece, start, opts, language.clone(), &progress, on_progress, cancel)
-                .await?;
-            state = Some(out.state);
-            language = language.or(Some(out.language));
-            segments.extend(out.segments);
-            consumed += cut;
+            self.transcribe_chunk(&mut done, piece, offset, total, opts, on_progress, cancel).await?;
         }
-        let duration = consumed as f64 / RATE as f64;
-        let transcript = self.finish(segments, language, offset, duration);
+        let duration = done.consumed as f64 / RATE as f64;
+        let transcript = self.finish(done.segments, done.language, offset, duration);
         on_progress(1.0);
         tracing::info!(
             model = %self.inner.name,
@@ -288,28 +276,44 @@ impl Transcriber {
         let search = (chunk / 10).clamp(RATE, 20 * RATE);
         let total = samples.len().max(1) as f64;
         let mut rest = samples;
-        let mut consumed = 0usize;
-        let mut state = None;
-        let mut language = None;
-        let mut segments = Vec::new();
+        let mut done = ChunksDone::default();
         while !rest.is_empty() {
             let cut = if rest.len() <= chunk { rest.len() } else { quietest_cut(&rest, chunk, search) };
             let tail = rest.split_off(cut);
             let piece = std::mem::replace(&mut rest, tail);
-            let start = consumed as f64 / RATE as f64;
-            let (done_before, piece_len) = (consumed as f64, piece.len() as f64);
-            let progress = move |p: f32| ((done_before + piece_len * f64::from(p)) / total).clamp(0.0, 1.0) as f32;
-            let out = self
-                .run_chunk(state.take(), piece, start, opts, language.clone(), &progress, on_progress, cancel)
-                .await?;
-            state = Some(out.state);
-            language = language.or(Some(out.language));
-            segments.extend(out.segments);
-            consumed += cut;
+            self.transcribe_chunk(&mut done, piece, 0.0, total, opts, on_progress, cancel).await?;
         }
-        let duration = consumed as f64 / RATE as f64;
+        let duration = done.consumed as f64 / RATE as f64;
         on_progress(1.0);
-        Ok(self.finish(segments, language, 0.0, duration))
+        Ok(self.finish(done.segments, done.language, 0.0, duration))
+    }
+
+    /// Transcribes `piece`, the audio after what `done` holds (`offset`
+    /// seconds into the source at its start), and adds it to `done`;
+    /// progress is reported as a share of `total` samples.
+    #[allow(clippy::too_many_arguments)]
+    async fn transcribe_chunk(
+        &self,
+        done: &mut ChunksDone,
+        piece: Vec<f32>,
+        offset: f64,
+        total: f64,
+        opts: &TranscribeOptions,
+        on_progress: &(dyn Fn(f32) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let cut = piece.len();
+        let start = offset + done.consumed as f64 / RATE as f64;
+        let (done_before, piece_len) = (done.consumed as f64, piece.len() as f64);
+        let progress = move |p: f32| ((done_before + piece_len * f64::from(p)) / total).clamp(0.0, 1.0) as f32;
+        let out = self
+            .run_chunk(done.state.take(), piece, start, opts, done.language.clone(), &progress, on_progress, cancel)
+            .await?;
+        done.state = Some(out.state);
+        done.language = done.language.take().or(Some(out.language));
+        done.segments.extend(out.segments);
+        done.consumed += cut;
+        Ok(())
     }
 
     fn finish(&self, segments: Vec<Segment>, language: Option<String>, offset: f64, duration: f64) -> Transcript {
@@ -382,6 +386,18 @@ pub fn quietest_cut(samples: &[f32], chunk: usize, search: usize) -> usize {
         at += frame / 2;
     }
     best.1.max(1)
+}
+
+/// What the chunks transcribed so far add up to.
+#[derive(Default)]
+struct ChunksDone {
+    /// The decoder state the last chunk left.
+    state: Option<WhisperState>,
+    /// The language the first chunk was found to be in.
+    language: Option<String>,
+    segments: Vec<Segment>,
+    /// Samples transcribed.
+    consumed: usize,
 }
 
 struct ChunkOut {

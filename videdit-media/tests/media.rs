@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use videdit_media::Error;
 use videdit_media::probe::{MediaLimits, probe, validate};
-use videdit_media::process::{Ffmpeg, Progress, Run, file_arg};
+use videdit_media::process::{Ffmpeg, Progress, Run};
+use videdit_media::testing;
 
 fn ff() -> Ffmpeg {
     Ffmpeg::default()
@@ -36,11 +37,7 @@ fn processes_with(arg: &str) -> Vec<u32> {
 }
 
 async fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    all.push(file_arg(&out));
-    ff().run(Run { args: all, media_seconds: 5.0, on_progress: None, cancel: None }).await.unwrap();
-    out
+    testing::generate(dir, name, args, 5.0).await
 }
 
 async fn talk(dir: &Path) -> PathBuf {

@@ -1,12 +1,10 @@
 //! The CTranslate2 importer on the real faster-whisper tiny.en, and (with
 //! the `download` feature) downloading from a local HTTP server.
 
-mod whisper_support;
-
 use videdit_media::models::ct2::Ct2Model;
 use videdit_media::models::{WeightType, import_ct2};
+use videdit_media::testing::{PLAIN_PARAGRAPHS, WORDS_PER_MINUTE, speak, tiny_en_ct2_dir, tiny_en_model, wer};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
-use whisper_support as support;
 
 fn read_i32s(bytes: &[u8], n: usize) -> Vec<i32> {
     bytes[..n * 4].chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
@@ -14,7 +12,7 @@ fn read_i32s(bytes: &[u8], n: usize) -> Vec<i32> {
 
 #[test]
 fn the_imported_header_matches_tiny_en() {
-    let path = support::tiny_en(WeightType::F16);
+    let path = tiny_en_model(WeightType::F16);
     let bytes = std::fs::read(&path).unwrap();
     let h = read_i32s(&bytes, 12);
     assert_eq!(h[0] as u32, 0x6767_6d6c, "magic");
@@ -26,16 +24,16 @@ fn the_imported_header_matches_tiny_en() {
     // The first tokens are single bytes: "!", "\"", "#".
     assert_eq!(&bytes[vocab_at + 4..vocab_at + 9], &[1, 0, 0, 0, b'!']);
     // f16 matrices: about the size of the CTranslate2 f16 model.
-    let ct2 = std::fs::metadata(support::ct2_dir().join("model.bin")).unwrap().len();
+    let ct2 = std::fs::metadata(tiny_en_ct2_dir().join("model.bin")).unwrap().len();
     let ratio = bytes.len() as f64 / ct2 as f64;
     assert!((0.9..1.1).contains(&ratio), "{ratio}");
-    let q8 = std::fs::metadata(support::tiny_en(WeightType::Q8_0)).unwrap().len();
+    let q8 = std::fs::metadata(tiny_en_model(WeightType::Q8_0)).unwrap().len();
     assert!((q8 as f64) < bytes.len() as f64 * 0.65, "q8_0 is smaller: {q8}");
 }
 
 #[test]
 fn the_ctranslate2_model_resolves_its_projection_alias() {
-    let m = Ct2Model::read(&support::ct2_dir().join("model.bin")).unwrap();
+    let m = Ct2Model::read(&tiny_en_ct2_dir().join("model.bin")).unwrap();
     assert_eq!((m.spec.as_str(), m.revision), ("WhisperSpec", 3));
     let emb = m.get("decoder/embeddings/weight").unwrap();
     let proj = m.get("decoder/projection/weight").unwrap();
@@ -47,7 +45,7 @@ fn the_ctranslate2_model_resolves_its_projection_alias() {
 async fn q5_models_load_and_transcribe() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("a.wav");
-    support::speak(support::PARAGRAPHS[2], "en-us", &wav);
+    speak(PLAIN_PARAGRAPHS[2], "en-us", WORDS_PER_MINUTE, &wav).await.unwrap();
     let samples = videdit_media::audio::extract(
         &videdit_media::process::Ffmpeg::default(),
         wav.to_str().unwrap(),
@@ -59,13 +57,13 @@ async fn q5_models_load_and_transcribe() {
     .unwrap();
     for wtype in [WeightType::Q5_1] {
         let out = dir.path().join(format!("ggml-tiny.en{}.bin", wtype.suffix()));
-        let report = import_ct2(&support::ct2_dir(), &out, wtype).unwrap();
+        let report = import_ct2(&tiny_en_ct2_dir(), &out, wtype).unwrap();
         assert_eq!(report.vocab, 50256);
         assert_eq!(report.tensors, 7 + 4 * 15 + 4 + 4 * 24, "every tensor whisper.cpp expects");
         let t = Transcriber::load(&out, "tiny.en").unwrap();
         let opts = TranscribeOptions { threads: Some(2), ..Default::default() };
         let transcript = t.transcribe_samples(samples.clone(), &opts, &|_| {}, &Default::default()).await.unwrap();
-        let wer = support::wer(support::PARAGRAPHS[2], &transcript.text());
+        let wer = wer(PLAIN_PARAGRAPHS[2], &transcript.text());
         eprintln!("{wtype:?}: WER {:.1}%: {}", wer * 100.0, transcript.text());
         assert!(wer <= 0.2, "{wtype:?} WER {wer:.3}");
     }

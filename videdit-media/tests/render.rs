@@ -3,12 +3,8 @@
 //! failure paths. Sources are generated with lavfi (flite speech, test
 //! patterns, flat colours) through the gateway.
 
-mod pixels;
-
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use pixels::{Frame, Rect, is};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
@@ -18,6 +14,7 @@ use videdit_media::Error;
 use videdit_media::captions::{CaptionLayout, YELLOW};
 use videdit_media::process::{Ffmpeg, Run, file_arg};
 use videdit_media::render::{RenderError, RenderOptions, RenderOutputs, Rendered, loudness, render};
+use videdit_media::testing::{self, Frame, Rect, ffprobe_json, looks_like, seconds_of, stream_of};
 
 fn ff() -> Ffmpeg {
     Ffmpeg::default()
@@ -27,11 +24,7 @@ const SPEECH: &str = "flite=voice=slt:text='Hello and welcome to the show. Today
                       videos from long talks. The secret is the first three seconds.'";
 
 async fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    all.extend(["-y".to_owned(), file_arg(&out)]);
-    ff().run(Run { args: all, media_seconds: 10.0, on_progress: None, cancel: None }).await.unwrap();
-    out
+    testing::generate(dir, name, args, 10.0).await
 }
 
 /// A source of `seconds` with `video` (a lavfi graph) and flite speech at
@@ -88,22 +81,6 @@ async fn run(recipe: &ClipRecipe, outputs: &RenderOutputs) -> Result<Rendered, R
     render(&ff(), recipe, outputs, &RenderOptions::default(), |_| {}, &CancellationToken::new()).await
 }
 
-async fn ffprobe(path: &Path) -> Value {
-    let out = ff()
-        .ffprobe(&["-show_format", "-show_streams", "-of", "json", &file_arg(path)], Duration::from_secs(30))
-        .await
-        .unwrap();
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
-    probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == kind).unwrap()
-}
-
-fn seconds(v: &Value) -> f64 {
-    v.as_str().unwrap().parse().unwrap()
-}
-
 /// Checks what every render must be: H.264 High yuv420p at the preset's
 /// size, AAC 48 kHz stereo, both streams and the file lasting the recipe's
 /// duration to within a frame, the index before the data, a JPEG thumbnail
@@ -111,18 +88,20 @@ fn seconds(v: &Value) -> f64 {
 async fn check_outputs(r: &Rendered, recipe: &ClipRecipe, duration: f64, fps: f64) -> Value {
     let (w, h) = recipe.aspect.size();
     assert_eq!((r.width, r.height), (w, h));
-    let probe = ffprobe(&r.video).await;
-    let v = stream(&probe, "video");
+    let probe = ffprobe_json(&r.video).await;
+    let v = stream_of(&probe, "video");
     assert_eq!(v["codec_name"], "h264");
     assert_eq!(v["profile"], "High");
     assert_eq!(v["pix_fmt"], "yuv420p");
     assert_eq!((v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()), (u64::from(w), u64::from(h)));
-    let a = stream(&probe, "audio");
+    let a = stream_of(&probe, "audio");
     assert_eq!(a["codec_name"], "aac");
     assert_eq!(a["sample_rate"], "48000");
     assert_eq!(a["channels"], 2);
     let frame = 1.0 / fps;
-    for d in [seconds(&probe["format"]["duration"]), seconds(&v["duration"]), seconds(&a["duration"]), r.duration] {
+    for d in
+        [seconds_of(&probe["format"]["duration"]), seconds_of(&v["duration"]), seconds_of(&a["duration"]), r.duration]
+    {
         assert!((d - duration).abs() <= frame + 1e-6, "duration {d} vs {duration}");
     }
     let bytes = std::fs::read(&r.video).unwrap();
@@ -130,8 +109,8 @@ async fn check_outputs(r: &Rendered, recipe: &ClipRecipe, duration: f64, fps: f6
     assert!(find(b"moov") < find(b"mdat"), "+faststart puts the index first");
     let thumb = std::fs::read(&r.thumbnail).unwrap();
     assert_eq!(&thumb[..2], &[0xFF, 0xD8], "a JPEG");
-    let t = ffprobe(&r.thumbnail).await;
-    assert_eq!(stream(&t, "video")["width"].as_u64(), Some(u64::from(w)));
+    let t = ffprobe_json(&r.thumbnail).await;
+    assert_eq!(stream_of(&t, "video")["width"].as_u64(), Some(u64::from(w)));
     let saved: ClipRecipe = serde_json::from_slice(&std::fs::read(&r.recipe).unwrap()).unwrap();
     assert_eq!(&saved, recipe);
     probe
@@ -287,7 +266,7 @@ async fn cuts_are_frame_accurate_and_re_renders_are_identical() {
         "duration",
     ] {
         for kind in ["video", "audio"] {
-            assert_eq!(stream(&pa, kind)[key], stream(&pb, kind)[key], "{kind} {key}");
+            assert_eq!(stream_of(&pa, kind)[key], stream_of(&pb, kind)[key], "{kind} {key}");
         }
     }
     assert_eq!(pa["format"]["duration"], pb["format"]["duration"]);
@@ -374,7 +353,7 @@ async fn crop_x_shows_the_part_of_the_source_it_names() {
         for (colour, m) in markers {
             let (x0, x1) = (m.x0.max(left), m.x1.min(left + crop_w));
             let want = (x0 < x1).then(|| Rect::new((x0 - left) * sx, (x1 - left) * sx, m.y0 * sy, m.y1 * sy));
-            let (n, found) = frame.region(is(colour));
+            let (n, found) = frame.region(looks_like(colour));
             match (want, found) {
                 (None, _) => {
                     assert_eq!(n, 0, "x={x:?}: {colour:?} is outside the window at {left} but shows at {found:?}")

@@ -2,35 +2,15 @@
 //! vertical phone video, a 4K video, a variable frame rate phone video, a
 //! phone video stored sideways with a rotation flag, and a 1-second clip.
 
-mod pixels;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use pixels::{Frame, Rect, is};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
 use videdit_core::time_range::TimeRange;
 use videdit_core::transcript::Word;
-use videdit_media::process::{Ffmpeg, Run, file_arg};
+use videdit_media::process::{Ffmpeg, file_arg};
 use videdit_media::render::{RenderOptions, RenderOutputs, Rendered, render};
-
-async fn make(dir: &Path, name: &str, args: &[&str], seconds: f64) -> PathBuf {
-    let out = dir.join(name);
-    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    all.extend(["-y".to_owned(), file_arg(&out)]);
-    Ffmpeg::default().run(Run { args: all, media_seconds: seconds, on_progress: None, cancel: None }).await.unwrap();
-    out
-}
-
-async fn probe(path: &Path) -> Value {
-    let out = Ffmpeg::default()
-        .ffprobe(&["-show_format", "-show_streams", "-of", "json", &file_arg(path)], Duration::from_secs(30))
-        .await
-        .unwrap();
-    serde_json::from_slice(&out).unwrap()
-}
+use videdit_media::testing::{Frame, Rect, ffprobe_json, generate, looks_like, seconds_of, stream_of};
 
 /// Renders 0.5..end of `src` to 9:16 with captions and checks the output.
 async fn renders_vertical(src: &Path, end: f64, reframe: Reframe) -> Rendered {
@@ -56,11 +36,11 @@ async fn renders_vertical(src: &Path, end: f64, reframe: Reframe) -> Rendered {
     .await
     .unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     assert_eq!((r.width, r.height), (1080, 1920), "{}", src.display());
-    let p = probe(&r.video).await;
-    let v = p["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap();
+    let p = ffprobe_json(&r.video).await;
+    let v = stream_of(&p, "video");
     assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(1080), Some(1920)));
     assert_eq!(v["pix_fmt"], "yuv420p");
-    let seconds: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let seconds = seconds_of(&p["format"]["duration"]);
     assert!((seconds - (end - 0.5)).abs() <= 1.0 / r.fps + 0.03, "{}: {seconds}", src.display());
     assert!(p["streams"].as_array().unwrap().iter().any(|s| s["codec_type"] == "audio"));
     r
@@ -99,9 +79,9 @@ async fn vertical_4k_and_variable_rate_sources_render() {
     .into_iter()
     .chain(common)
     .collect();
-    let vertical = make(d, "vertical.mp4", &vertical, 3.0).await;
-    let uhd = make(d, "uhd.mp4", &uhd, 3.0).await;
-    let vfr = make(d, "vfr.mp4", &vfr, 3.0).await;
+    let vertical = generate(d, "vertical.mp4", &vertical, 3.0).await;
+    let uhd = generate(d, "uhd.mp4", &uhd, 3.0).await;
+    let vfr = generate(d, "vfr.mp4", &vfr, 3.0).await;
     for (src, reframe) in [
         (&vertical, Reframe::Fit),
         (&vertical, Reframe::Crop { x: None }),
@@ -116,8 +96,8 @@ async fn vertical_4k_and_variable_rate_sources_render() {
 /// The display matrix's rotation as ffprobe reports it: degrees
 /// counterclockwise.
 async fn display_rotation(path: &Path) -> i64 {
-    let p = probe(path).await;
-    let v = p["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap();
+    let p = ffprobe_json(path).await;
+    let v = stream_of(&p, "video");
     let side = v["side_data_list"].as_array().unwrap_or_else(|| panic!("no display matrix: {v}"));
     side.iter().find_map(|d| d["rotation"].as_i64()).unwrap_or_else(|| panic!("no rotation: {v}"))
 }
@@ -152,14 +132,14 @@ async fn a_phone_video_stored_sideways_is_shown_the_way_up_its_rotation_says() {
     );
     let args = ["-f", "lavfi", "-i", &picture, "-f", "lavfi", "-i", TONE, "-c:v", "libx264", "-preset", "ultrafast"];
     let args: Vec<&str> = args.into_iter().chain(["-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "3"]).collect();
-    let landscape = make(d, "landscape.mp4", &args, 3.0).await;
+    let landscape = generate(d, "landscape.mp4", &args, 3.0).await;
     let mut rotations = vec![];
     for tag in ["90", "270"] {
         // The same pixels with a display matrix turning them a quarter turn:
         // shown as 1080×1920 portrait, one way or the other.
         let meta = format!("rotate={tag}");
         let name = format!("rotated{tag}.mp4");
-        let src = make(d, &name, &["-i", &file_arg(&landscape), "-c", "copy", "-metadata:s:v:0", &meta], 3.0).await;
+        let src = generate(d, &name, &["-i", &file_arg(&landscape), "-c", "copy", "-metadata:s:v:0", &meta], 3.0).await;
         let ccw = display_rotation(&src).await;
         rotations.push(ccw);
         let info = videdit_media::probe::probe(&Ffmpeg::default(), &src).await.unwrap();
@@ -170,7 +150,7 @@ async fn a_phone_video_stored_sideways_is_shown_the_way_up_its_rotation_says() {
         let r = renders_vertical(&src, 2.5, Reframe::Crop { x: None }).await;
         let want = displayed(marker, stored, ccw);
         let frame = Frame::at(&r.video, 1.0, 1080).await;
-        let (n, found) = frame.region(is([255, 0, 0]));
+        let (n, found) = frame.region(looks_like([255, 0, 0]));
         let found = found.unwrap_or_else(|| panic!("rotate={tag}: no red pixels in the short"));
         assert_eq!(
             found.corner(1080.0, 1920.0),
@@ -191,6 +171,6 @@ async fn a_phone_video_stored_sideways_is_shown_the_way_up_its_rotation_says() {
 async fn a_one_second_clip_renders_what_there_is() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", TONE, "-t", "1"];
-    let clip = make(dir.path(), "one.mp4", &args, 1.0).await;
+    let clip = generate(dir.path(), "one.mp4", &args, 1.0).await;
     renders_vertical(&clip, 1.0, Reframe::Fit).await;
 }

@@ -3,8 +3,6 @@
 //!
 //! Needs `VIDEDIT_TEST_CT2_TINY_EN` (`eval "$(scripts/fetch-test-model.sh --print-env)"`).
 
-mod whisper_support;
-
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -14,15 +12,20 @@ use videdit_media::Error;
 use videdit_media::audio::{self, AudioRange};
 use videdit_media::models::WeightType;
 use videdit_media::process::Ffmpeg;
+use videdit_media::testing::{
+    self, PLAIN_PARAGRAPHS, WORDS_PER_MINUTE, generate, media_seconds, paragraphs_wav, tiny_en_model,
+};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
-use whisper_support as support;
+
+/// The paragraphs the talks here read (the first four).
+const PARAGRAPHS: &[&str] = PLAIN_PARAGRAPHS.split_at(4).0;
 
 fn transcriber(wtype: WeightType) -> Transcriber {
     static F16: OnceLock<Transcriber> = OnceLock::new();
     static Q8: OnceLock<Transcriber> = OnceLock::new();
     let cell = if wtype == WeightType::F16 { &F16 } else { &Q8 };
     cell.get_or_init(|| {
-        let path = support::tiny_en(wtype);
+        let path = tiny_en_model(wtype);
         Transcriber::load(&path, &format!("tiny.en{}", wtype.suffix())).expect("load the model")
     })
     .clone()
@@ -86,8 +89,8 @@ fn assert_valid_subtitles(t: &Transcript) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_from_two_voices_is_transcribed_with_word_times() {
     let dir = tempfile::tempdir().unwrap();
-    let (wav, text) = support::talk(dir.path(), "talk", support::PARAGRAPHS);
-    let duration = support::wav_seconds(&wav);
+    let (wav, text) = paragraphs_wav(dir.path(), "talk", PARAGRAPHS).await;
+    let duration = media_seconds(&wav).await;
     let t = transcriber(WeightType::F16);
     assert!(t.has_dtw());
     let progress = Arc::new(Mutex::new(Vec::<f32>::new()));
@@ -99,7 +102,7 @@ async fn speech_from_two_voices_is_transcribed_with_word_times() {
         .await
         .unwrap();
     let hypothesis = transcript.text();
-    let wer = support::wer(&text, &hypothesis);
+    let wer = testing::wer(&text, &hypothesis);
     eprintln!("WER {:.1}% over {duration:.1} s\n{hypothesis}", wer * 100.0);
     assert!(wer <= 0.12, "WER {wer:.3}: {hypothesis}");
     assert_eq!((transcript.language.as_str(), transcript.model.as_str()), ("en", "tiny.en"));
@@ -119,7 +122,7 @@ async fn speech_from_two_voices_is_transcribed_with_word_times() {
 async fn chunked_long_audio_keeps_times_in_order() {
     // Short chunks force cuts; times must continue across them.
     let dir = tempfile::tempdir().unwrap();
-    let (wav, text) = support::talk(dir.path(), "long", support::PARAGRAPHS);
+    let (wav, text) = paragraphs_wav(dir.path(), "long", PARAGRAPHS).await;
     let samples = audio::extract(
         &Ffmpeg::default(),
         wav.to_str().unwrap(),
@@ -135,7 +138,7 @@ async fn chunked_long_audio_keeps_times_in_order() {
         .transcribe_samples(samples, &o, &|_| {}, &CancellationToken::new())
         .await
         .unwrap();
-    let wer = support::wer(&text, &t.text());
+    let wer = testing::wer(&text, &t.text());
     eprintln!("chunked WER {:.1}% over {duration:.1} s", wer * 100.0);
     assert!(wer <= 0.15, "WER {wer:.3}: {}", t.text());
     assert_well_timed(&t, duration);
@@ -145,8 +148,8 @@ async fn chunked_long_audio_keeps_times_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_of_the_input_is_transcribed_in_source_time() {
     let dir = tempfile::tempdir().unwrap();
-    let (wav, _) = support::talk(dir.path(), "range", &support::PARAGRAPHS[..2]);
-    let duration = support::wav_seconds(&wav);
+    let (wav, _) = paragraphs_wav(dir.path(), "range", &PARAGRAPHS[..2]).await;
+    let duration = media_seconds(&wav).await;
     let start = duration / 2.0;
     let o = TranscribeOptions { range: AudioRange { start: Some(start), end: Some(duration) }, ..opts() };
     let t = transcriber(WeightType::Q8_0)
@@ -157,7 +160,7 @@ async fn a_range_of_the_input_is_transcribed_in_source_time() {
     assert!(!words.is_empty());
     assert!(words[0].start >= start - 1e-6 && words.last().unwrap().end <= duration + 1e-6, "{words:?}");
     // The second paragraph is about rice.
-    assert!(support::normalize(&t.text()).iter().any(|w| w == "rice"), "{}", t.text());
+    assert!(testing::normalise(&t.text()).iter().any(|w| w == "rice"), "{}", t.text());
 }
 
 async fn transcribe_file(path: &Path, duration: f64) -> Result<Transcript, Error> {
@@ -170,59 +173,46 @@ async fn transcribe_file(path: &Path, duration: f64) -> Result<Transcript, Error
 async fn bad_audio_gives_a_result_or_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let path = |name: &str| d.join(name).display().to_string();
 
     // Silence only: nothing (or next to nothing) is said.
-    support::ffmpeg(&["-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-t", "8", &path("silence.wav")]);
-    let t = transcribe_file(&d.join("silence.wav"), 8.0).await.unwrap();
+    let silence =
+        generate(d, "silence.wav", &["-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-t", "8"], 8.0).await;
+    let t = transcribe_file(&silence, 8.0).await.unwrap();
     assert!(t.words().count() <= 3, "silence: {}", t.text());
     assert_well_timed(&t, 8.0);
 
     // Pure noise: any text, but well-formed.
-    support::ffmpeg(&["-f", "lavfi", "-i", "anoisesrc=c=white:a=0.3:d=6:r=16000", &path("noise.wav")]);
-    let t = transcribe_file(&d.join("noise.wav"), 6.0).await.unwrap();
+    let noise = generate(d, "noise.wav", &["-f", "lavfi", "-i", "anoisesrc=c=white:a=0.3:d=6:r=16000"], 6.0).await;
+    let t = transcribe_file(&noise, 6.0).await.unwrap();
     assert_well_timed(&t, 6.0);
 
     // A 0.2 s clip.
-    support::ffmpeg(&["-f", "lavfi", "-i", "sine=f=440:d=0.2:r=16000", &path("blip.wav")]);
-    let t = transcribe_file(&d.join("blip.wav"), 0.2).await.unwrap();
+    let blip = generate(d, "blip.wav", &["-f", "lavfi", "-i", "sine=f=440:d=0.2:r=16000"], 0.2).await;
+    let t = transcribe_file(&blip, 0.2).await.unwrap();
     assert_well_timed(&t, 0.2);
 
     // 8 kHz telephone speech (band-limited, μ-law): still mostly right.
-    support::speak(support::PARAGRAPHS[0], "en-us", &d.join("wide.wav"));
-    support::ffmpeg(&[
-        "-i",
-        &path("wide.wav"),
-        "-af",
-        "highpass=f=300,lowpass=f=3400",
-        "-ar",
-        "8000",
-        "-c:a",
-        "pcm_mulaw",
-        &path("phone.wav"),
-    ]);
-    let seconds = support::wav_seconds(&d.join("phone.wav"));
-    let t = transcribe_file(&d.join("phone.wav"), seconds).await.unwrap();
-    let wer = support::wer(support::PARAGRAPHS[0], &t.text());
+    let wide = d.join("wide.wav");
+    testing::speak(PARAGRAPHS[0], "en-us", WORDS_PER_MINUTE, &wide).await.unwrap();
+    let wide = wide.display().to_string();
+    let band_limited = ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw"];
+    let phone = generate(d, "phone.wav", &[&["-i", wide.as_str()][..], &band_limited].concat(), 30.0).await;
+    let seconds = media_seconds(&phone).await;
+    let t = transcribe_file(&phone, seconds).await.unwrap();
+    let wer = testing::wer(PARAGRAPHS[0], &t.text());
     // tiny.en on narrow-band speech synthesis: recognisable, not accurate.
     assert!(wer <= 0.5, "telephone WER {wer:.3}: {}", t.text());
     assert_well_timed(&t, seconds);
 
     // Six channels (5.1): downmixed to mono.
-    support::ffmpeg(&[
-        "-i",
-        &path("wide.wav"),
-        "-af",
-        "pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0",
-        &path("six.wav"),
-    ]);
-    let t = transcribe_file(&d.join("six.wav"), seconds).await.unwrap();
-    let wer = support::wer(support::PARAGRAPHS[0], &t.text());
+    let six = generate(d, "six.wav", &["-i", &wide, "-af", "pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0"], 30.0).await;
+    let t = transcribe_file(&six, seconds).await.unwrap();
+    let wer = testing::wer(PARAGRAPHS[0], &t.text());
     assert!(wer <= 0.15, "5.1 WER {wer:.3}: {}", t.text());
 
     // No audio stream at all, and not media at all: typed errors.
-    support::ffmpeg(&["-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-c:v", "mpeg4", &path("mute.mp4")]);
-    assert!(matches!(transcribe_file(&d.join("mute.mp4"), 1.0).await, Err(Error::NoAudio)));
+    let mute = generate(d, "mute.mp4", &["-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-c:v", "mpeg4"], 1.0).await;
+    assert!(matches!(transcribe_file(&mute, 1.0).await, Err(Error::NoAudio)));
     std::fs::write(d.join("text.mp4"), "just some text, not a video\n").unwrap();
     let err = transcribe_file(&d.join("text.mp4"), 1.0).await.unwrap_err();
     assert!(matches!(err, Error::InvalidMedia(_)), "{err:?}");
@@ -269,7 +259,7 @@ fn missing_and_broken_models_are_typed_errors() {
     std::fs::write(&junk, b"definitely not a model").unwrap();
     assert!(matches!(Transcriber::load(&junk, "tiny.en"), Err(Error::InvalidModel { .. })));
     // The right magic but only half the tensors: whisper.cpp refuses it.
-    let model = std::fs::read(support::tiny_en(WeightType::Q8_0)).unwrap();
+    let model = std::fs::read(tiny_en_model(WeightType::Q8_0)).unwrap();
     std::fs::write(&junk, &model[..model.len() / 2]).unwrap();
     assert!(matches!(Transcriber::load(&junk, "tiny.en"), Err(Error::InvalidModel { .. })));
 }

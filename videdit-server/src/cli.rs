@@ -94,7 +94,7 @@ pub struct ProcessArgs {
     /// Caption style.
     #[arg(long, value_enum, default_value = "bold")]
     pub captions: CaptionArg,
-    /// Whisper model: a name in the model directory or a ggml file (default: WHISPER_MODEL, else tiny.en).
+    /// Whisper model for this run: a name in the model directory or a ggml file (default: the WHISPER_MODEL setting).
     #[arg(long)]
     pub model: Option<String>,
     /// Spoken language (ISO 639-1); detected when not given.
@@ -140,7 +140,7 @@ pub enum ModelsCommand {
     },
     /// Print where a configured model is.
     Path {
-        /// Name or file (default: WHISPER_MODEL).
+        /// Name or file (default: the WHISPER_MODEL setting).
         model: Option<String>,
     },
 }
@@ -276,7 +276,8 @@ pub async fn process(config: &Config, args: ProcessArgs) -> anyhow::Result<()> {
     let store = ModelStore::from_config(config.model_dir.as_deref());
     let model = ModelRef::parse(args.model.as_deref().unwrap_or(&config.whisper_model));
     let model_path = store.resolve(&model)?;
-    let name = model.name();
+    // The name of what is loaded (`tiny.en` may resolve to `tiny.en-q8_0`).
+    let name = ModelRef::File(model_path.clone()).name();
     let transcriber = {
         let (path, name) = (model_path.clone(), name.clone());
         tokio::task::spawn_blocking(move || Transcriber::load(&path, &name)).await??

@@ -8,7 +8,7 @@ use videdit_core::config::{Command as ConfigCommand, Config};
 use videdit_server::app::{self, AppState};
 use videdit_server::auth::{AuthMode, Authenticator, Jwks};
 use videdit_server::rate_limit::RateLimiter;
-use videdit_server::settings::{AuthSettings, ServerSettings};
+use videdit_server::settings::{AuthSettings, Configuration, LocalSettings, ServerSettings, Settings};
 
 /// Turn long videos into ranked, captioned vertical shorts.
 #[derive(Parser)]
@@ -21,22 +21,37 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Turn one long video into ranked, captioned shorts (no database, no S3).
-    Process(videdit_server::cli::ProcessArgs),
+    Process {
+        #[command(flatten)]
+        args: videdit_server::cli::ProcessArgs,
+        #[command(flatten)]
+        settings: LocalSettings,
+    },
     /// Manage Whisper models (list, import a faster-whisper model, download).
     Models {
         #[command(subcommand)]
         command: videdit_server::cli::ModelsCommand,
+        #[command(flatten)]
+        settings: LocalSettings,
     },
-    /// Run the REST API (configured by environment: DATABASE_URL, storage, CLERK_*, BIND_ADDR).
+    /// Run the REST API. Every setting is a flag or its environment variable.
     Serve {
         /// Also run a worker in this process (single-machine deployments).
         #[arg(long)]
         with_worker: bool,
+        #[command(flatten)]
+        settings: Settings,
     },
-    /// Run a queue worker (JOB_CONCURRENCY jobs at once); health on HEALTH_ADDR (default 0.0.0.0:8081).
-    Worker,
+    /// Run a queue worker (JOB_CONCURRENCY jobs at once); health on HEALTH_ADDR.
+    Worker {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Apply the database migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Write the OpenAPI spec.
     Openapi {
         /// Output file.
@@ -59,13 +74,13 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Process(args) => {
-            let config = Config::from_env(ConfigCommand::Process)?;
+        Command::Process { args, settings } => {
+            let config = settings.load()?;
             videdit_server::telemetry::init_with(config.environment, "warn");
             videdit_server::cli::process(&config, args).await
         }
-        Command::Models { command } => {
-            let config = Config::from_env(ConfigCommand::Process)?;
+        Command::Models { command, settings } => {
+            let config = settings.load()?;
             videdit_server::telemetry::init_with(config.environment, "warn");
             tokio::task::spawn_blocking(move || videdit_server::cli::models(&config, command)).await?
         }
@@ -78,16 +93,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        Command::Migrate => {
-            let config = Config::from_env(ConfigCommand::Migrate)?;
+        Command::Migrate { settings } => {
+            let Configuration { core: config, .. } = settings.load(ConfigCommand::Migrate)?;
             videdit_server::telemetry::init(config.environment);
             let pool = videdit_core::db::connect(config.database_url.as_ref().expect("validated"), 2).await?;
             videdit_server::migrate_all(&pool).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Worker => {
-            let config = Config::from_env(ConfigCommand::Worker)?;
+        Command::Worker { settings } => {
+            let Configuration { core: config, server } = settings.load(ConfigCommand::Worker)?;
             videdit_server::telemetry::init(config.environment);
             let pool = videdit_core::db::connect(
                 config.database_url.as_ref().expect("validated"),
@@ -95,19 +110,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             videdit_server::migrate_all(&pool).await?;
-            let (storage, _) = app::open_storage(&config, "http://127.0.0.1:8080").await?;
-            let health = std::env::var("HEALTH_ADDR").unwrap_or_else(|_| "0.0.0.0:8081".into());
-            run_worker(&config, pool, storage, Some(health)).await
+            let (storage, _) = app::open_storage(&config, &format!("http://{}", server.bind)).await?;
+            run_worker(&config, &server, pool, storage, true).await
         }
-        Command::Serve { with_worker } => {
-            let config = Config::from_env(ConfigCommand::Serve)?;
-            let settings = ServerSettings::from_env().map_err(videdit_core::config::ConfigErrors)?;
+        Command::Serve { with_worker, settings } => {
+            let Configuration { core: config, server } = settings.load(ConfigCommand::Serve)?;
             videdit_server::telemetry::init(config.environment);
             let pool = videdit_core::db::connect(config.database_url.as_ref().expect("validated"), 20).await?;
             videdit_server::migrate_all(&pool).await?;
-            let public = format!("http://{}", settings.bind);
+            let public = format!("http://{}", server.bind);
             let (storage, local) = app::open_storage(&config, &public).await?;
-            let auth = match settings.auth.clone() {
+            let auth = match server.auth.clone().expect("validated for serve") {
                 AuthSettings::Clerk(c) => Authenticator::new(AuthMode::Clerk(Box::new(Jwks::new(c)))),
                 AuthSettings::InsecureDev => {
                     tracing::warn!("AUTH_MODE=insecure-dev: every request is the development user");
@@ -119,23 +132,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 storage,
                 local,
                 auth,
-                rate_limiter: RateLimiter::new(settings.limits.requests_per_second, settings.limits.request_burst),
-                limits: settings.limits.clone(),
+                rate_limiter: RateLimiter::new(server.limits.requests_per_second, server.limits.request_burst),
+                limits: server.limits.clone(),
                 http_metrics: Default::default(),
-                metrics_token: metrics_token(),
-                webhook_policy: webhook_policy(),
+                metrics_token: server.metrics_token.clone(),
+                webhook_policy: server.webhook_policy,
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
-                let (config, pool, storage) = (config.clone(), state.pool.clone(), state.storage.clone());
+                let (config, server, pool, storage) =
+                    (config.clone(), server.clone(), state.pool.clone(), state.storage.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = run_worker(&config, pool, storage, None).await {
+                    if let Err(e) = run_worker(&config, &server, pool, storage, false).await {
                         tracing::error!(error = %e, "the embedded worker stopped");
                     }
                 });
             }
-            let listener = poem::listener::TcpListener::bind(settings.bind);
-            tracing::info!(bind = %settings.bind, "serving");
+            let listener = poem::listener::TcpListener::bind(server.bind);
+            tracing::info!(bind = %server.bind, "serving");
             poem::Server::new(listener)
                 .run_with_graceful_shutdown(
                     app::routes(state, &server_url),
@@ -148,45 +162,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `WEBHOOKS_ALLOW_LOOPBACK=true` lets webhooks reach loopback addresses
-/// and plain http (development and tests only); private, link-local and
-/// metadata addresses stay refused either way.
-fn webhook_policy() -> videdit_webhooks::UrlPolicy {
-    let allow = std::env::var("WEBHOOKS_ALLOW_LOOPBACK").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
-    videdit_webhooks::UrlPolicy { allow_loopback: allow }
-}
-
-/// `METRICS_TOKEN`, when set and not empty.
-fn metrics_token() -> Option<videdit_core::Secret<String>> {
-    std::env::var("METRICS_TOKEN").ok().filter(|t| !t.is_empty()).map(videdit_core::Secret::new)
-}
-
-/// Runs the worker until SIGTERM, then shuts it down gracefully.
+/// Runs the worker until SIGTERM, then shuts it down gracefully; with
+/// `health`, it also answers `/healthz` and `/metrics` on `HEALTH_ADDR`.
 async fn run_worker(
     config: &Config,
+    server: &ServerSettings,
     pool: sqlx::PgPool,
     storage: Arc<dyn videdit_core::storage::Storage>,
-    health: Option<String>,
+    health: bool,
 ) -> anyhow::Result<()> {
     use videdit_server::handlers as worker;
     let media = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || videdit_server::handlers::MediaDeps::from_config(&config)).await??
+        let (config, limits, work_dir) = (config.clone(), server.limits.media(), server.work_dir.clone());
+        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, limits, work_dir)).await??
     };
     tracing::info!(model = %media.model_name, "Whisper model loaded");
     let deps = worker::Deps {
         storage,
         media: Some(Arc::new(media)),
-        webhooks: videdit_webhooks::Sender::new(webhook_policy()),
+        webhooks: videdit_webhooks::Sender::new(server.webhook_policy),
     };
     let worker = worker::build(pool.clone(), worker::config(config), deps)?;
     let metrics = worker.metrics();
     let mut conn = pool.acquire().await?;
     worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;
     drop(conn);
-    if let Some(addr) = health {
-        let route = videdit_server::health::worker_routes(metrics, metrics_token());
-        let listener = poem::listener::TcpListener::bind(addr.clone());
+    if health {
+        let addr = server.health_addr;
+        let route = videdit_server::health::worker_routes(metrics, server.metrics_token.clone());
+        let listener = poem::listener::TcpListener::bind(addr);
         tracing::info!(%addr, "worker health endpoint");
         tokio::spawn(async move { poem::Server::new(listener).run(route).await });
     }

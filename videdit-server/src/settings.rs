@@ -1,9 +1,23 @@
-//! Server settings beyond the shared core configuration.
+//! Every setting of the `videdit` binary, in one place.
+//!
+//! [`Settings`] is the clap struct: one flag per setting, each with its
+//! environment variable and its default, documented by its doc comment,
+//! so `videdit serve --help` lists them all. Its fields are the raw text;
+//! [`Settings::load`] validates them into the typed
+//! [`videdit_core::config::Config`] and [`ServerSettings`], reporting every
+//! bad value at once, each under its variable's name. The local commands
+//! (`process`, `models`) read only [`LocalSettings`], a part of it.
+//!
+//! Nothing below the binary reads the environment: the libraries take
+//! these values as arguments.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use videdit_core::config::ConfigError;
+use clap::Args;
+use videdit_core::Secret;
+use videdit_core::config::{Command, Config, ConfigError, ConfigErrors, Environment};
 
 use crate::auth::ClerkConfig;
 
@@ -23,48 +37,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits from `LIMIT_*` variables (the worker reads them too).
-    ///
-    /// # Errors
-    /// One [`ConfigError`] per bad value.
-    pub fn from_env() -> Result<Self, Vec<ConfigError>> {
-        let mut errors = Vec::new();
-        let limits = Self::from_env_into(&mut errors);
-        if errors.is_empty() { Ok(limits) } else { Err(errors) }
-    }
-
-    fn from_env_into(errors: &mut Vec<ConfigError>) -> Self {
-        let mut limits = Limits::default();
-        if let Some(v) = var("LIMIT_UPLOAD_BYTES") {
-            match v.parse::<u64>() {
-                Ok(n) if n > 0 => limits.max_upload_bytes = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_UPLOAD_BYTES",
-                    message: format!("{v:?} is not a positive number"),
-                }),
-            }
-        }
-        if let Some(v) = var("LIMIT_DURATION_SECONDS") {
-            match v.parse::<f64>() {
-                Ok(n) if n > 0.0 => limits.max_duration_seconds = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_DURATION_SECONDS",
-                    message: format!("{v:?} is not a positive number"),
-                }),
-            }
-        }
-        if let Some(v) = var("LIMIT_REQUESTS_PER_SECOND") {
-            match v.parse::<f64>() {
-                Ok(n) if n >= 0.0 => limits.requests_per_second = n,
-                _ => errors.push(ConfigError {
-                    var: "LIMIT_REQUESTS_PER_SECOND",
-                    message: format!("{v:?} is not a number >= 0"),
-                }),
-            }
-        }
-        limits
-    }
-
     /// What media the worker accepts.
     #[must_use]
     pub fn media(&self) -> videdit_media::probe::MediaLimits {
@@ -89,63 +61,431 @@ impl Default for Limits {
 pub enum AuthSettings {
     /// Clerk JWTs.
     Clerk(ClerkConfig),
-    /// A fixed development user; only on loopback.
+    /// A fixed development user; only on loopback, never in production.
     InsecureDev,
 }
 
-/// Settings of `videdit serve`.
+/// The validated settings of `serve` and `worker` beyond the core
+/// configuration.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    /// Where to listen.
+    /// Where the API listens (`BIND_ADDR`).
     pub bind: SocketAddr,
-    /// Authentication.
-    pub auth: AuthSettings,
-    /// Limits.
+    /// Authentication (`AUTH_MODE`, `CLERK_*`); only for `serve`.
+    pub auth: Option<AuthSettings>,
+    /// Limits (`LIMIT_*`), for the API and the worker alike.
     pub limits: Limits,
+    /// Bearer token for `/metrics` (`METRICS_TOKEN`); `None`: loopback peers only.
+    pub metrics_token: Option<Secret<String>>,
+    /// Where a worker answers `/healthz` and `/metrics` (`HEALTH_ADDR`).
+    pub health_addr: SocketAddr,
+    /// Where renders write before uploading (`VIDEDIT_WORK_DIR`).
+    pub work_dir: PathBuf,
+    /// Which webhook endpoint URLs are accepted (`WEBHOOKS_ALLOW_LOOPBACK`).
+    pub webhook_policy: videdit_webhooks::UrlPolicy,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+/// Default of `BIND_ADDR`.
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+/// Default of `HEALTH_ADDR`.
+pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:8081";
+
+const GENERAL: &str = "General";
+const DATABASE: &str = "Database";
+const STORAGE: &str = "Storage";
+const WORKER: &str = "Worker";
+const API: &str = "API";
+const ALIASES: &str = "Aliases";
+
+/// The settings the local commands (`process`, `models`) read; part of
+/// [`Settings`].
+#[derive(Debug, Clone, Args)]
+pub struct LocalSettings {
+    /// `development` (pretty logs) or `production` (JSON logs; refuses
+    /// AUTH_MODE=insecure-dev). NODE_ENV is read when this is not set.
+    /// Default: development.
+    #[arg(long = "environment", env = "VIDEDIT_ENV", help_heading = GENERAL)]
+    pub environment: Option<String>,
+    /// Alias of VIDEDIT_ENV.
+    #[arg(long = "node-env", env = "NODE_ENV", hide = true, help_heading = ALIASES)]
+    pub node_env: Option<String>,
+    /// The ffmpeg to run (ffprobe is looked up beside it).
+    #[arg(long, env = "FFMPEG_BINARY", default_value = "ffmpeg", help_heading = GENERAL)]
+    pub ffmpeg_binary: Option<String>,
+    /// Whisper model: a name in the model directory (`tiny.en`, `base`,
+    /// `small-q8_0`, …) or a ggml file. A name that is not installed falls
+    /// back to its quantized weights (`tiny.en` → `tiny.en-q8_0`).
+    #[arg(long, env = "WHISPER_MODEL", default_value = videdit_core::config::DEFAULT_WHISPER_MODEL, help_heading = GENERAL)]
+    pub whisper_model: Option<String>,
+    /// Where models are kept. Default: $XDG_CACHE_HOME/videdit/models,
+    /// else ~/.cache/videdit/models.
+    #[arg(long, env = "VIDEDIT_MODEL_DIR", help_heading = GENERAL)]
+    pub model_dir: Option<String>,
 }
 
-impl ServerSettings {
-    /// Reads `BIND_ADDR`, `AUTH_MODE`, `CLERK_*` and `LIMIT_*` variables.
+impl LocalSettings {
+    fn lookup(&self, var: &str) -> Option<String> {
+        let value = match var {
+            "VIDEDIT_ENV" => &self.environment,
+            "NODE_ENV" => &self.node_env,
+            "FFMPEG_BINARY" => &self.ffmpeg_binary,
+            "WHISPER_MODEL" => &self.whisper_model,
+            "VIDEDIT_MODEL_DIR" => &self.model_dir,
+            _ => return None,
+        };
+        value.clone()
+    }
+
+    /// The configuration of a local command (no database, no S3).
     ///
     /// # Errors
     /// Every bad value, each naming its variable.
-    pub fn from_env() -> Result<Self, Vec<ConfigError>> {
-        let mut errors = Vec::new();
-        let bind = var("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind: SocketAddr = bind.parse().unwrap_or_else(|_| {
-            errors.push(ConfigError { var: "BIND_ADDR", message: format!("{bind:?} is not host:port") });
-            SocketAddr::from(([127, 0, 0, 1], 8080))
-        });
-        let auth = match var("AUTH_MODE").as_deref().unwrap_or("clerk") {
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        Config::load(Command::Process, &|var| self.lookup(var))
+    }
+}
+
+/// Every setting of the `videdit` binary (`serve`, `worker`, `migrate`):
+/// a flag or its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    // The settings of the local commands (environment, ffmpeg, models).
+    #[command(flatten)]
+    pub local: LocalSettings,
+
+    /// PostgreSQL URL, `postgresql://user:password@host:5432/db`
+    /// (`postgresql+asyncpg://` and asyncpg's `ssl=` are normalised).
+    /// Required by serve, worker and migrate.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, help_heading = DATABASE)]
+    pub database_url: Option<Secret<String>>,
+
+    /// `local` or `s3`. Default: s3 when a bucket is set, else local.
+    #[arg(long, env = "STORAGE", help_heading = STORAGE)]
+    pub storage: Option<String>,
+    /// Root directory of local storage.
+    #[arg(long, env = "STORAGE_DIR", default_value = ".videdit/storage", help_heading = STORAGE)]
+    pub storage_dir: Option<String>,
+    /// S3 endpoint URL; unset means AWS. Aliases: TIGRIS_ENDPOINT,
+    /// TIGRIS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3.
+    #[arg(long, env = "S3_ENDPOINT", help_heading = STORAGE)]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket (3-63 of a-z 0-9 . -). Aliases: TIGRIS_BUCKET,
+    /// TIGRIS_BUCKET_NAME, BUCKET_NAME.
+    #[arg(long, env = "S3_BUCKET", help_heading = STORAGE)]
+    pub s3_bucket: Option<String>,
+    /// S3 access key id. Aliases: TIGRIS_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "S3_ACCESS_KEY_ID", help_heading = STORAGE)]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key. Aliases: TIGRIS_SECRET_ACCESS_KEY,
+    /// AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true, help_heading = STORAGE)]
+    pub s3_secret_access_key: Option<Secret<String>>,
+    /// S3 region; `auto` suits Tigris and R2. Aliases: TIGRIS_REGION,
+    /// AWS_REGION. Default: auto.
+    #[arg(long, env = "S3_REGION", help_heading = STORAGE)]
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing (endpoint/bucket/key), true or false.
+    /// Alias: TIGRIS_FORCE_PATH_STYLE. Default: true for IP and localhost
+    /// endpoints, else false.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", help_heading = STORAGE)]
+    pub s3_force_path_style: Option<String>,
+    /// Key that signs local-storage URLs, at least 32 characters.
+    /// Default: generated and kept in STORAGE_DIR/signing-key.
+    #[arg(long, env = "STORAGE_SIGNING_KEY", hide_env_values = true, help_heading = STORAGE)]
+    pub storage_signing_key: Option<Secret<String>>,
+    /// The server's public base URL, used in local presigned URLs.
+    /// Default: http://BIND_ADDR.
+    #[arg(long, env = "PUBLIC_URL", help_heading = STORAGE)]
+    pub public_url: Option<String>,
+
+    /// Jobs a worker runs at once, 1..=20.
+    #[arg(long, env = "JOB_CONCURRENCY", default_value = "1", help_heading = WORKER)]
+    pub job_concurrency: Option<String>,
+    /// Queue polling fallback in milliseconds, at least 100.
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value = "1000", help_heading = WORKER)]
+    pub poll_interval_ms: Option<String>,
+    /// Where `videdit worker` answers /healthz and /metrics.
+    #[arg(long, env = "HEALTH_ADDR", default_value = DEFAULT_HEALTH_ADDR, help_heading = WORKER)]
+    pub health_addr: Option<String>,
+    /// Where renders in progress are written. Default: videdit-work in the
+    /// temporary directory.
+    #[arg(long, env = "VIDEDIT_WORK_DIR", help_heading = WORKER)]
+    pub work_dir: Option<String>,
+
+    /// Where the API listens, host:port.
+    #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR, help_heading = API)]
+    pub bind_addr: Option<String>,
+    /// `clerk` (Clerk session JWTs) or `insecure-dev` (every request is a
+    /// fixed development user; refused unless BIND_ADDR is loopback, and in
+    /// production).
+    #[arg(long, env = "AUTH_MODE", default_value = "clerk", help_heading = API)]
+    pub auth_mode: Option<String>,
+    /// Clerk issuer, `https://<your-app>.clerk.accounts.dev`; required with
+    /// AUTH_MODE=clerk.
+    #[arg(long, env = "CLERK_ISSUER", help_heading = API)]
+    pub clerk_issuer: Option<String>,
+    /// Clerk JWKS URL. Default: $CLERK_ISSUER/.well-known/jwks.json.
+    #[arg(long, env = "CLERK_JWKS_URL", help_heading = API)]
+    pub clerk_jwks_url: Option<String>,
+    /// Expected `aud` of the tokens, when they carry one.
+    #[arg(long, env = "CLERK_AUDIENCE", help_heading = API)]
+    pub clerk_audience: Option<String>,
+    /// Allowed `azp` origins, comma-separated. Default: any.
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", help_heading = API)]
+    pub clerk_authorized_parties: Option<String>,
+    /// Bearer token for /metrics (API and worker). Default: none; only
+    /// loopback peers get metrics.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, help_heading = API)]
+    pub metrics_token: Option<Secret<String>>,
+    /// Largest upload in bytes (checked again at ingest).
+    #[arg(long, env = "LIMIT_UPLOAD_BYTES", default_value = "10737418240", help_heading = API)]
+    pub limit_upload_bytes: Option<String>,
+    /// Longest video in seconds (checked at ingest).
+    #[arg(long, env = "LIMIT_DURATION_SECONDS", default_value = "14400", help_heading = API)]
+    pub limit_duration_seconds: Option<String>,
+    /// Sustained requests per second per user; 0 disables the limit.
+    #[arg(long, env = "LIMIT_REQUESTS_PER_SECOND", default_value = "20", help_heading = API)]
+    pub limit_requests_per_second: Option<String>,
+    /// `true` lets webhook endpoints use plain http and loopback addresses
+    /// (development and tests); private and metadata addresses stay
+    /// refused.
+    #[arg(long, env = "WEBHOOKS_ALLOW_LOOPBACK", default_value = "false", help_heading = API)]
+    pub webhooks_allow_loopback: Option<String>,
+
+    // Aliases, read when the canonical variable is not set; listed in the
+    // help of the setting they stand for.
+    #[arg(long, env = "TIGRIS_ENDPOINT", hide = true, help_heading = ALIASES)]
+    tigris_endpoint: Option<String>,
+    #[arg(long, env = "TIGRIS_ENDPOINT_URL", hide = true, help_heading = ALIASES)]
+    tigris_endpoint_url: Option<String>,
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3", hide = true, help_heading = ALIASES)]
+    aws_endpoint_url_s3: Option<String>,
+    #[arg(long, env = "TIGRIS_BUCKET", hide = true, help_heading = ALIASES)]
+    tigris_bucket: Option<String>,
+    #[arg(long, env = "TIGRIS_BUCKET_NAME", hide = true, help_heading = ALIASES)]
+    tigris_bucket_name: Option<String>,
+    #[arg(long, env = "BUCKET_NAME", hide = true, help_heading = ALIASES)]
+    bucket_name: Option<String>,
+    #[arg(long, env = "TIGRIS_ACCESS_KEY_ID", hide = true, help_heading = ALIASES)]
+    tigris_access_key_id: Option<String>,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide = true, help_heading = ALIASES)]
+    aws_access_key_id: Option<String>,
+    #[arg(long, env = "TIGRIS_SECRET_ACCESS_KEY", hide = true, hide_env_values = true, help_heading = ALIASES)]
+    tigris_secret_access_key: Option<Secret<String>>,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide = true, hide_env_values = true, help_heading = ALIASES)]
+    aws_secret_access_key: Option<Secret<String>>,
+    #[arg(long, env = "TIGRIS_REGION", hide = true, help_heading = ALIASES)]
+    tigris_region: Option<String>,
+    #[arg(long, env = "AWS_REGION", hide = true, help_heading = ALIASES)]
+    aws_region: Option<String>,
+    #[arg(long, env = "TIGRIS_FORCE_PATH_STYLE", hide = true, help_heading = ALIASES)]
+    tigris_force_path_style: Option<String>,
+}
+
+/// The validated settings of a server command.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    /// Database, storage, worker and media settings.
+    pub core: Config,
+    /// API, worker and limit settings.
+    pub server: ServerSettings,
+}
+
+impl Settings {
+    /// The raw value of a variable, as clap found it (flag, environment or
+    /// default). Secrets are exposed here only to be validated.
+    fn lookup(&self, var: &str) -> Option<String> {
+        let secret = |s: &Option<Secret<String>>| s.as_ref().map(|s| s.expose().clone());
+        let value = match var {
+            "DATABASE_URL" => return secret(&self.database_url),
+            "S3_SECRET_ACCESS_KEY" => return secret(&self.s3_secret_access_key),
+            "TIGRIS_SECRET_ACCESS_KEY" => return secret(&self.tigris_secret_access_key),
+            "AWS_SECRET_ACCESS_KEY" => return secret(&self.aws_secret_access_key),
+            "STORAGE_SIGNING_KEY" => return secret(&self.storage_signing_key),
+            "METRICS_TOKEN" => return secret(&self.metrics_token),
+            "STORAGE" => &self.storage,
+            "STORAGE_DIR" => &self.storage_dir,
+            "S3_ENDPOINT" => &self.s3_endpoint,
+            "TIGRIS_ENDPOINT" => &self.tigris_endpoint,
+            "TIGRIS_ENDPOINT_URL" => &self.tigris_endpoint_url,
+            "AWS_ENDPOINT_URL_S3" => &self.aws_endpoint_url_s3,
+            "S3_BUCKET" => &self.s3_bucket,
+            "TIGRIS_BUCKET" => &self.tigris_bucket,
+            "TIGRIS_BUCKET_NAME" => &self.tigris_bucket_name,
+            "BUCKET_NAME" => &self.bucket_name,
+            "S3_ACCESS_KEY_ID" => &self.s3_access_key_id,
+            "TIGRIS_ACCESS_KEY_ID" => &self.tigris_access_key_id,
+            "AWS_ACCESS_KEY_ID" => &self.aws_access_key_id,
+            "S3_REGION" => &self.s3_region,
+            "TIGRIS_REGION" => &self.tigris_region,
+            "AWS_REGION" => &self.aws_region,
+            "S3_FORCE_PATH_STYLE" => &self.s3_force_path_style,
+            "TIGRIS_FORCE_PATH_STYLE" => &self.tigris_force_path_style,
+            "PUBLIC_URL" => &self.public_url,
+            "JOB_CONCURRENCY" => &self.job_concurrency,
+            "POLL_INTERVAL_MS" => &self.poll_interval_ms,
+            "HEALTH_ADDR" => &self.health_addr,
+            "VIDEDIT_WORK_DIR" => &self.work_dir,
+            "BIND_ADDR" => &self.bind_addr,
+            "AUTH_MODE" => &self.auth_mode,
+            "CLERK_ISSUER" => &self.clerk_issuer,
+            "CLERK_JWKS_URL" => &self.clerk_jwks_url,
+            "CLERK_AUDIENCE" => &self.clerk_audience,
+            "CLERK_AUTHORIZED_PARTIES" => &self.clerk_authorized_parties,
+            "LIMIT_UPLOAD_BYTES" => &self.limit_upload_bytes,
+            "LIMIT_DURATION_SECONDS" => &self.limit_duration_seconds,
+            "LIMIT_REQUESTS_PER_SECOND" => &self.limit_requests_per_second,
+            "WEBHOOKS_ALLOW_LOOPBACK" => &self.webhooks_allow_loopback,
+            _ => return self.local.lookup(var),
+        };
+        value.clone()
+    }
+
+    /// Validates every setting `command` reads.
+    ///
+    /// # Errors
+    /// Every bad or missing value, core and server settings together, each
+    /// naming its variable.
+    pub fn load(&self, command: Command) -> Result<Configuration, ConfigErrors> {
+        let get = |var: &str| self.lookup(var);
+        match (Config::load(command, &get), ServerSettings::load(command, &get)) {
+            (Ok(core), Ok(server)) => Ok(Configuration { core, server }),
+            (core, server) => {
+                let mut errors = core.err().map(|e| e.0).unwrap_or_default();
+                errors.extend(server.err().unwrap_or_default());
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+}
+
+/// Collects bad values while validating.
+struct Check<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    /// The value, trimmed; `None` when unset or empty.
+    fn var(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn err(&mut self, var: &'static str, message: impl Into<String>) {
+        self.errors.push(ConfigError { var, message: message.into() });
+    }
+
+    fn socket_addr(&mut self, var: &'static str, default: &str) -> SocketAddr {
+        let fallback = default.parse().expect("a valid default address");
+        let Some(raw) = self.var(var) else { return fallback };
+        raw.parse().unwrap_or_else(|_| {
+            self.err(var, format!("{raw:?} is not host:port (an IP address and a port)"));
+            fallback
+        })
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, var: &'static str, ok: fn(&T) -> bool, what: &str, default: T) -> T {
+        let Some(raw) = self.var(var) else { return default };
+        match raw.parse::<T>() {
+            Ok(n) if ok(&n) => n,
+            _ => {
+                self.err(var, format!("{raw:?} is not {what}"));
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, var: &'static str, default: bool) -> bool {
+        let Some(raw) = self.var(var) else { return default };
+        match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                self.err(var, format!("{raw:?} is not a boolean (true/false/1/0)"));
+                default
+            }
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Validates the server settings through a lookup by variable name
+    /// (what [`Settings::load`] does with the parsed flags; tests pass a
+    /// map). Authentication is checked for [`Command::Serve`] only.
+    ///
+    /// # Errors
+    /// Every bad or missing value, each naming its variable.
+    pub fn load(command: Command, get: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<ConfigError>> {
+        let mut check = Check { get, errors: Vec::new() };
+        let bind = check.socket_addr("BIND_ADDR", DEFAULT_BIND_ADDR);
+        let health_addr = check.socket_addr("HEALTH_ADDR", DEFAULT_HEALTH_ADDR);
+        let auth = (command == Command::Serve).then(|| Self::auth(&mut check, bind));
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_upload_bytes: check.number(
+                "LIMIT_UPLOAD_BYTES",
+                |n| *n > 0,
+                "a positive number",
+                defaults.max_upload_bytes,
+            ),
+            max_duration_seconds: check.number(
+                "LIMIT_DURATION_SECONDS",
+                |n: &f64| n.is_finite() && *n > 0.0,
+                "a positive number",
+                defaults.max_duration_seconds,
+            ),
+            requests_per_second: check.number(
+                "LIMIT_REQUESTS_PER_SECOND",
+                |n: &f64| n.is_finite() && *n >= 0.0,
+                "a number >= 0",
+                defaults.requests_per_second,
+            ),
+            ..defaults
+        };
+        let metrics_token = check.var("METRICS_TOKEN").map(Secret::new);
+        let work_dir =
+            check.var("VIDEDIT_WORK_DIR").map_or_else(|| std::env::temp_dir().join("videdit-work"), PathBuf::from);
+        let webhook_policy =
+            videdit_webhooks::UrlPolicy { allow_loopback: check.bool("WEBHOOKS_ALLOW_LOOPBACK", false) };
+        if check.errors.is_empty() {
+            Ok(Self { bind, auth, limits, metrics_token, health_addr, work_dir, webhook_policy })
+        } else {
+            Err(check.errors)
+        }
+    }
+
+    fn auth(check: &mut Check<'_>, bind: SocketAddr) -> AuthSettings {
+        match check.var("AUTH_MODE").map(|m| m.to_ascii_lowercase()).as_deref().unwrap_or("clerk") {
             "insecure-dev" => {
                 if !bind.ip().is_loopback() {
-                    errors.push(ConfigError {
-                        var: "AUTH_MODE",
-                        message: format!("insecure-dev refuses to start on {bind}: bind to 127.0.0.1 or ::1"),
-                    });
+                    check
+                        .err("AUTH_MODE", format!("insecure-dev refuses to start on {bind}: bind to 127.0.0.1 or ::1"));
+                }
+                // The same precedence as the core configuration: VIDEDIT_ENV, then NODE_ENV.
+                let environment = check.var("VIDEDIT_ENV").or_else(|| check.var("NODE_ENV"));
+                if environment.as_deref().and_then(Environment::parse) == Some(Environment::Production) {
+                    check.err("AUTH_MODE", "insecure-dev is refused when VIDEDIT_ENV=production");
                 }
                 AuthSettings::InsecureDev
             }
             "clerk" => {
-                let issuer = var("CLERK_ISSUER");
+                let issuer = check.var("CLERK_ISSUER");
                 if issuer.is_none() {
-                    errors.push(ConfigError {
-                        var: "CLERK_ISSUER",
-                        message: "is required (https://<your-app>.clerk.accounts.dev), or set AUTH_MODE=insecure-dev for local development".into(),
-                    });
+                    check.err(
+                        "CLERK_ISSUER",
+                        "is required (https://<your-app>.clerk.accounts.dev), or set AUTH_MODE=insecure-dev for local development",
+                    );
                 }
                 let issuer = issuer.unwrap_or_default();
-                let jwks_url = var("CLERK_JWKS_URL")
+                let jwks_url = check
+                    .var("CLERK_JWKS_URL")
                     .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
                 AuthSettings::Clerk(ClerkConfig {
                     jwks_url,
                     issuer,
-                    audience: var("CLERK_AUDIENCE"),
-                    authorized_parties: var("CLERK_AUTHORIZED_PARTIES")
+                    audience: check.var("CLERK_AUDIENCE"),
+                    authorized_parties: check
+                        .var("CLERK_AUTHORIZED_PARTIES")
                         .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                         .unwrap_or_default(),
                     leeway: Duration::from_secs(5),
@@ -153,14 +493,163 @@ impl ServerSettings {
                 })
             }
             other => {
-                errors.push(ConfigError {
-                    var: "AUTH_MODE",
-                    message: format!("{other:?} is not one of clerk, insecure-dev"),
-                });
+                check.err("AUTH_MODE", format!("{other:?} is not one of clerk, insecure-dev"));
                 AuthSettings::InsecureDev
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::{CommandFactory as _, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    /// Every flag of [`Settings`] with its variable.
+    fn flags() -> Vec<(String, String)> {
+        Cli::command()
+            .get_arguments()
+            .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_str()?.to_owned())))
+            .collect()
+    }
+
+    fn server(command: Command, vars: &[(&str, &str)]) -> Result<ServerSettings, Vec<ConfigError>> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        ServerSettings::load(command, &|k| map.get(k).cloned())
+    }
+
+    const ISSUER: (&str, &str) = ("CLERK_ISSUER", "https://example.clerk.accounts.dev");
+
+    #[test]
+    fn every_flag_reaches_validation_under_its_variable() {
+        let flags = flags();
+        let mut argv = vec!["videdit".to_owned()];
+        for (long, var) in &flags {
+            argv.extend([format!("--{long}"), format!("value of {var}")]);
+        }
+        let settings = Cli::try_parse_from(argv).unwrap().settings;
+        for (_, var) in &flags {
+            assert_eq!(settings.lookup(var), Some(format!("value of {var}")), "{var}");
+        }
+        // Every variable the core configuration and the server settings read has a flag.
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        for mode in ["clerk", "insecure-dev"] {
+            let record = |k: &str| {
+                asked.borrow_mut().push(k.to_owned());
+                (k == "AUTH_MODE").then(|| mode.to_owned())
+            };
+            let _ = ServerSettings::load(Command::Serve, &record);
+        }
+        let asked = asked.into_inner();
+        for var in videdit_core::config::VARIABLES.iter().copied().chain(asked.iter().map(String::as_str)) {
+            assert!(flags.iter().any(|(_, v)| v == var), "{var} has no flag");
+        }
+    }
+
+    #[test]
+    fn defaults_shown_in_help_are_the_defaults_validation_uses() {
+        let base = [("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"), ISSUER];
+        let core = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            format!("{:?}", Config::load(Command::Serve, &|k| map.get(k).cloned()).unwrap())
         };
-        let limits = Limits::from_env_into(&mut errors);
-        if errors.is_empty() { Ok(Self { bind, auth, limits }) } else { Err(errors) }
+        let expected = (core(&base), format!("{:?}", server(Command::Serve, &base).unwrap()));
+        let command = Cli::command();
+        let defaults: Vec<_> = command
+            .get_arguments()
+            .filter_map(|a| Some((a.get_env()?.to_str()?, a.get_default_values().first()?.to_str()?)))
+            .collect();
+        assert!(defaults.len() >= 10, "{defaults:?}");
+        for (var, default) in defaults {
+            let vars = [base[0], base[1], (var, default)];
+            assert_eq!((core(&vars), format!("{:?}", server(Command::Serve, &vars).unwrap())), expected, "{var}");
+        }
+    }
+
+    #[test]
+    fn limits_are_validated_and_every_bad_value_reported() {
+        let s =
+            server(Command::Worker, &[("LIMIT_UPLOAD_BYTES", " 1000 "), ("LIMIT_REQUESTS_PER_SECOND", "0")]).unwrap();
+        assert_eq!(s.limits.max_upload_bytes, 1000);
+        assert_eq!(s.limits.requests_per_second, 0.0);
+        assert_eq!(s.limits.max_duration_seconds, Limits::default().max_duration_seconds);
+        assert!(s.auth.is_none(), "a worker does not authenticate");
+        let errors = server(
+            Command::Worker,
+            &[
+                ("LIMIT_UPLOAD_BYTES", "0"),
+                ("LIMIT_DURATION_SECONDS", "inf"),
+                ("LIMIT_REQUESTS_PER_SECOND", "-1"),
+                ("HEALTH_ADDR", ":8081"),
+                ("WEBHOOKS_ALLOW_LOOPBACK", "maybe"),
+            ],
+        )
+        .unwrap_err();
+        let vars: Vec<_> = errors.iter().map(|e| e.var).collect();
+        assert_eq!(
+            vars,
+            [
+                "HEALTH_ADDR",
+                "LIMIT_UPLOAD_BYTES",
+                "LIMIT_DURATION_SECONDS",
+                "LIMIT_REQUESTS_PER_SECOND",
+                "WEBHOOKS_ALLOW_LOOPBACK"
+            ]
+        );
+    }
+
+    #[test]
+    fn serve_needs_an_issuer_or_insecure_dev_on_loopback_outside_production() {
+        let errors = server(Command::Serve, &[]).unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.var).collect::<Vec<_>>(), ["CLERK_ISSUER"]);
+        let s =
+            server(Command::Serve, &[ISSUER, ("CLERK_AUTHORIZED_PARTIES", "https://a.example, ,https://b.example")])
+                .unwrap();
+        let Some(AuthSettings::Clerk(clerk)) = s.auth else { panic!("{:?}", s.auth) };
+        assert_eq!(clerk.jwks_url, "https://example.clerk.accounts.dev/.well-known/jwks.json");
+        assert_eq!(clerk.authorized_parties, ["https://a.example", "https://b.example"]);
+
+        let dev = [("AUTH_MODE", "insecure-dev")];
+        assert!(matches!(server(Command::Serve, &dev).unwrap().auth, Some(AuthSettings::InsecureDev)));
+        for production in [("VIDEDIT_ENV", "production"), ("NODE_ENV", "prod")] {
+            let errors = server(Command::Serve, &[dev[0], production]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].to_string(), "AUTH_MODE: insecure-dev is refused when VIDEDIT_ENV=production");
+        }
+        let errors =
+            server(Command::Serve, &[dev[0], ("BIND_ADDR", "0.0.0.0:80"), ("VIDEDIT_ENV", "production")]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let e = &server(Command::Serve, &[("AUTH_MODE", "basic")]).unwrap_err()[0];
+        assert_eq!(e.to_string(), "AUTH_MODE: \"basic\" is not one of clerk, insecure-dev");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = Cli::try_parse_from([
+            "videdit",
+            "--metrics-token",
+            "tok-hunter2",
+            "--database-url",
+            "postgresql://u:pw-hunter2@db/app",
+            "--s3-secret-access-key",
+            "s3-hunter2",
+            "--storage-signing-key",
+            "key-hunter2-key-hunter2-key-hunter2",
+        ])
+        .unwrap()
+        .settings;
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let s = server(Command::Worker, &[("METRICS_TOKEN", "tok-hunter2")]).unwrap();
+        assert_eq!(s.metrics_token.as_ref().map(|t| t.expose().as_str()), Some("tok-hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -103,3 +103,175 @@ fn insecure_dev_auth_refuses_to_listen_beyond_loopback() {
     }
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
 }
+
+/// `videdit serve` with exactly these variables (nothing inherited), so a
+/// developer's own settings cannot change the outcome.
+fn serve_with(vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_videdit")).arg("serve").env_clear().envs(vars.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_variable_and_default() {
+    let secrets = [
+        ("METRICS_TOKEN", "metrics-hunter2"),
+        ("S3_SECRET_ACCESS_KEY", "s3-hunter2"),
+        ("TIGRIS_SECRET_ACCESS_KEY", "tigris-hunter2"),
+        ("STORAGE_SIGNING_KEY", "signing-hunter2-signing-hunter2-signing"),
+        ("DATABASE_URL", "postgresql://u:db-hunter2@db/app"),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_videdit"))
+        .args(["serve", "--help"])
+        .env_clear()
+        .envs(secrets)
+        .env("BIND_ADDR", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    // Each setting with its variable (`[env: NAME=value]`, or `[env: NAME]` for secrets).
+    for var in [
+        "DATABASE_URL",
+        "STORAGE",
+        "STORAGE_DIR",
+        "S3_ENDPOINT",
+        "S3_BUCKET",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+        "S3_REGION",
+        "S3_FORCE_PATH_STYLE",
+        "STORAGE_SIGNING_KEY",
+        "PUBLIC_URL",
+        "JOB_CONCURRENCY",
+        "POLL_INTERVAL_MS",
+        "FFMPEG_BINARY",
+        "WHISPER_MODEL",
+        "VIDEDIT_MODEL_DIR",
+        "VIDEDIT_ENV",
+        "BIND_ADDR",
+        "AUTH_MODE",
+        "CLERK_ISSUER",
+        "CLERK_JWKS_URL",
+        "CLERK_AUDIENCE",
+        "CLERK_AUTHORIZED_PARTIES",
+        "METRICS_TOKEN",
+        "HEALTH_ADDR",
+        "LIMIT_UPLOAD_BYTES",
+        "LIMIT_DURATION_SECONDS",
+        "LIMIT_REQUESTS_PER_SECOND",
+        "VIDEDIT_WORK_DIR",
+        "WEBHOOKS_ALLOW_LOOPBACK",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}=")) || help.contains(&format!("[env: {var}]")),
+            "{var} is missing:\n{help}"
+        );
+    }
+    // Aliases, in the help of the setting they stand for.
+    for alias in [
+        "NODE_ENV",
+        "TIGRIS_ENDPOINT",
+        "TIGRIS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "TIGRIS_BUCKET",
+        "TIGRIS_BUCKET_NAME",
+        "BUCKET_NAME",
+        "TIGRIS_ACCESS_KEY_ID",
+        "AWS_ACCESS_KEY_ID",
+        "TIGRIS_SECRET_ACCESS_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "TIGRIS_REGION",
+        "AWS_REGION",
+        "TIGRIS_FORCE_PATH_STYLE",
+    ] {
+        assert!(help.contains(alias), "{alias} is missing:\n{help}");
+    }
+    for default in ["[default: 127.0.0.1:8080]", "[default: 0.0.0.0:8081]", "[default: tiny.en]", "[default: 1]"] {
+        assert!(help.contains(default), "{default} is missing:\n{help}");
+    }
+    // Values of ordinary settings are shown, secrets never.
+    assert!(help.contains("[env: BIND_ADDR=127.0.0.1:9999]"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
+#[test]
+fn insecure_dev_auth_is_refused_in_production() {
+    for production in [("VIDEDIT_ENV", "production"), ("NODE_ENV", "production")] {
+        let out = serve_with(&[
+            ("AUTH_MODE", "insecure-dev"),
+            ("BIND_ADDR", "127.0.0.1:18080"),
+            ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"),
+            ("STORAGE", "local"),
+            production,
+        ]);
+        assert_eq!(
+            one_line_error(&out),
+            "videdit: invalid configuration: AUTH_MODE: insecure-dev is refused when VIDEDIT_ENV=production"
+        );
+    }
+}
+
+#[test]
+fn every_bad_setting_is_reported_at_once_in_one_line() {
+    let out = serve_with(&[
+        ("JOB_CONCURRENCY", "0"),
+        ("BIND_ADDR", "everywhere"),
+        ("LIMIT_UPLOAD_BYTES", "lots"),
+        ("WEBHOOKS_ALLOW_LOOPBACK", "maybe"),
+    ]);
+    let err = one_line_error(&out);
+    let vars: Vec<&str> = err
+        .strip_prefix("videdit: invalid configuration: ")
+        .unwrap_or_else(|| panic!("{err}"))
+        .split("; ")
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            "DATABASE_URL",
+            "JOB_CONCURRENCY",
+            "BIND_ADDR",
+            "CLERK_ISSUER",
+            "LIMIT_UPLOAD_BYTES",
+            "WEBHOOKS_ALLOW_LOOPBACK"
+        ],
+        "{err}"
+    );
+    assert!(err.contains(r#"BIND_ADDR: "everywhere" is not host:port"#), "{err}");
+}
+
+#[test]
+fn the_default_model_name_finds_the_imported_q8_0_weights() {
+    // What scripts/demo does: import tiny.en as q8_0; the README then says `--model tiny.en`.
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let ct2 =
+        std::env::var("VIDEDIT_TEST_CT2_TINY_EN").expect("run: eval \"$(scripts/fetch-test-model.sh --print-env)\"");
+    let out = videdit(&["models", "import", &ct2, "--name", "tiny.en", "--weights", "q8_0"], &models);
+    assert!(out.status.success(), "{out:?}");
+    let q8 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    for args in [&["models", "path"][..], &["models", "path", "tiny.en"]] {
+        let out = videdit(args, &models);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), q8, "{args:?}");
+    }
+
+    // `process` with the default model and with `--model tiny.en` loads it
+    // and gets as far as the input, which is not media.
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "not a video\n".repeat(100)).unwrap();
+    let (text, out_dir) = (text.to_str().unwrap(), dir.path().join("out"));
+    for extra in [&[][..], &["--model", "tiny.en"]] {
+        let mut args = vec!["process", text, "--out", out_dir.to_str().unwrap()];
+        args.extend(extra);
+        let err = one_line_error(&videdit(&args, &models));
+        assert!(err.contains("invalid_media"), "{extra:?}: {err}");
+    }
+
+    // A plain f16 import is preferred when both are installed: it is the name asked for.
+    let out = videdit(&["models", "import", &ct2, "--name", "tiny.en"], &models);
+    assert!(out.status.success(), "{out:?}");
+    let f16 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(f16.ends_with("ggml-tiny.en.bin"), "{f16}");
+    assert_eq!(String::from_utf8_lossy(&videdit(&["models", "path"], &models).stdout).trim(), f16);
+}

@@ -126,8 +126,11 @@ impl Attempt {
 pub struct Sender {
     policy: UrlPolicy,
     timeout: Duration,
-    clients: Arc<Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>>,
+    clients: Arc<Mutex<ClientCache>>,
 }
+
+/// Clients by `scheme://host` and the checked addresses they are pinned to.
+type ClientCache = HashMap<(String, Vec<SocketAddr>), reqwest::Client>;
 
 /// Most HTTP clients a [`Sender`] keeps (one per receiver and DNS answer).
 pub const MAX_CACHED_CLIENTS: usize = 256;

@@ -337,6 +337,24 @@ pub fn import_ct2(dir: &Path, out: &Path, weight_type: WeightType) -> Result<Imp
         Ok(())
     };
 
+    // The two parts every encoder and decoder block has: self-attention
+    // (its layer norm, the fused query/key/value projection, the output
+    // projection) and the feed-forward network (layer norm, two layers).
+    let self_attention = |push: &mut Sink<'_>, src: &str, dst: &str| -> Result<()> {
+        norm(push, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"))?;
+        split(
+            push,
+            &format!("{src}/self_attention/linear_0"),
+            &[&format!("{dst}.attn.query"), &format!("{dst}.attn.key"), &format!("{dst}.attn.value")],
+        )?;
+        linear(push, &format!("{src}/self_attention/linear_1"), &format!("{dst}.attn.out"))
+    };
+    let feed_forward = |push: &mut Sink<'_>, src: &str, dst: &str| -> Result<()> {
+        norm(push, &format!("{src}/ffn/layer_norm"), &format!("{dst}.mlp_ln"))?;
+        linear(push, &format!("{src}/ffn/linear_0"), &format!("{dst}.mlp.0"))?;
+        linear(push, &format!("{src}/ffn/linear_1"), &format!("{dst}.mlp.2"))
+    };
+
     // Encoder.
     let (_, pe) = floats("encoder/position_encodings/encodings")?;
     push("encoder.positional_embedding".into(), enc_pos.clone(), TensorType::F32, pe)?;
@@ -350,16 +368,8 @@ pub fn import_ct2(dir: &Path, out: &Path, weight_type: WeightType) -> Result<Imp
     norm(&mut push, "encoder/layer_norm", "encoder.ln_post")?;
     for i in 0..hparams.n_audio_layer {
         let (src, dst) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        norm(&mut push, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"))?;
-        split(
-            &mut push,
-            &format!("{src}/self_attention/linear_0"),
-            &[&format!("{dst}.attn.query"), &format!("{dst}.attn.key"), &format!("{dst}.attn.value")],
-        )?;
-        linear(&mut push, &format!("{src}/self_attention/linear_1"), &format!("{dst}.attn.out"))?;
-        norm(&mut push, &format!("{src}/ffn/layer_norm"), &format!("{dst}.mlp_ln"))?;
-        linear(&mut push, &format!("{src}/ffn/linear_0"), &format!("{dst}.mlp.0"))?;
-        linear(&mut push, &format!("{src}/ffn/linear_1"), &format!("{dst}.mlp.2"))?;
+        self_attention(&mut push, &src, &dst)?;
+        feed_forward(&mut push, &src, &dst)?;
     }
 
     // Decoder. The token embedding doubles as the output projection.
@@ -370,13 +380,7 @@ pub fn import_ct2(dir: &Path, out: &Path, weight_type: WeightType) -> Result<Imp
     norm(&mut push, "decoder/layer_norm", "decoder.ln")?;
     for i in 0..hparams.n_text_layer {
         let (src, dst) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        norm(&mut push, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"))?;
-        split(
-            &mut push,
-            &format!("{src}/self_attention/linear_0"),
-            &[&format!("{dst}.attn.query"), &format!("{dst}.attn.key"), &format!("{dst}.attn.value")],
-        )?;
-        linear(&mut push, &format!("{src}/self_attention/linear_1"), &format!("{dst}.attn.out"))?;
+        self_attention(&mut push, &src, &dst)?;
         norm(&mut push, &format!("{src}/attention/layer_norm"), &format!("{dst}.cross_attn_ln"))?;
         linear(&mut push, &format!("{src}/attention/linear_0"), &format!("{dst}.cross_attn.query"))?;
         split(
@@ -385,9 +389,7 @@ pub fn import_ct2(dir: &Path, out: &Path, weight_type: WeightType) -> Result<Imp
             &[&format!("{dst}.cross_attn.key"), &format!("{dst}.cross_attn.value")],
         )?;
         linear(&mut push, &format!("{src}/attention/linear_2"), &format!("{dst}.cross_attn.out"))?;
-        norm(&mut push, &format!("{src}/ffn/layer_norm"), &format!("{dst}.mlp_ln"))?;
-        linear(&mut push, &format!("{src}/ffn/linear_0"), &format!("{dst}.mlp.0"))?;
-        linear(&mut push, &format!("{src}/ffn/linear_1"), &format!("{dst}.mlp.2"))?;
+        feed_forward(&mut push, &src, &dst)?;
     }
 
     wr.flush().map_err(io)?;

@@ -61,26 +61,28 @@ pub struct MediaDeps {
 }
 
 impl MediaDeps {
-    /// The media settings of a worker: ffmpeg from `FFMPEG_BINARY`, the
-    /// model from `WHISPER_MODEL` (loaded now, so a missing model stops
-    /// the worker at start-up with the reason), limits from `LIMIT_*`,
-    /// renders in `VIDEDIT_WORK_DIR` (default: the temporary directory).
-    /// Transcription threads: the cores shared among the job slots.
+    /// The media side of a worker: the ffmpeg and the model of `config`
+    /// (the model loaded now, so a missing model stops the worker at
+    /// start-up with the reason; a name not installed as given falls back
+    /// to its quantized weights, see `ModelStore::resolve`), what uploads
+    /// must satisfy, and where renders write. Transcription threads: the
+    /// cores shared among the job slots.
     ///
     /// # Errors
-    /// A model that is missing or does not load; bad limits.
-    pub fn from_config(config: &videdit_core::config::Config) -> anyhow::Result<Self> {
+    /// A model that is missing or does not load.
+    pub fn from_config(
+        config: &videdit_core::config::Config,
+        limits: MediaLimits,
+        work_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
         use videdit_media::models::{ModelRef, ModelStore};
         let store = ModelStore::from_config(config.model_dir.as_deref());
-        let model = ModelRef::parse(&config.whisper_model);
-        let path = store.resolve(&model)?;
-        let model_name = model.name();
+        let path = store.resolve(&ModelRef::parse(&config.whisper_model))?;
+        // The name of what was loaded (`tiny.en-q8_0`), not of what was asked for.
+        let model_name = ModelRef::File(path.clone()).name();
         let transcriber = Transcriber::load(&path, &model_name)?;
-        let limits = crate::settings::Limits::from_env().map_err(videdit_core::config::ConfigErrors)?.media();
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let threads = (cores / usize::from(config.job_concurrency.max(1))).max(1);
-        let work_dir = std::env::var_os("VIDEDIT_WORK_DIR")
-            .map_or_else(|| std::env::temp_dir().join("videdit-work"), PathBuf::from);
         Ok(Self {
             ffmpeg: Ffmpeg::new(&config.ffmpeg_binary),
             transcriber,
