@@ -149,26 +149,43 @@ fn scrub(message: &str, input: &str) -> String {
     out
 }
 
-/// A media failure: retried while attempts remain and the error is worth
-/// it; otherwise the video fails (through the application layer) with the
-/// error's code and the job dies with it.
-async fn fail_video(ctx: &JobContext, video: &Video, e: Error) -> JobError {
-    let last = ctx.job.attempt >= ctx.job.max_attempts;
-    if e.is_retryable() && !last {
+/// What a job does with a media failure: it is retried while attempts
+/// remain and the error is worth it; otherwise the failure is recorded
+/// through the application layer (`Failed::Video` fails the video,
+/// `Failed::Short` fails one short and runs the fan-in) and the job dies
+/// with the error's code. A failure to record it is retried instead.
+async fn give_up_or_retry(ctx: &JobContext, video: &Video, failed: Failed, e: Error) -> JobError {
+    if e.is_retryable() && ctx.job.attempt < ctx.job.max_attempts {
         return e.into();
     }
     let result = async {
         let mut tx = ctx.pool().begin().await?;
-        stages::fail(&mut tx, video, e.code(), e.message()).await?;
+        match failed {
+            Failed::Video => stages::fail(&mut tx, video, e.code(), e.message()).await.map(|_| ())?,
+            Failed::Short(short) => renders::fail(&mut tx, video, short, e.code(), e.message()).await.map(|_| ())?,
+        }
         tx.commit().await?;
         Ok::<_, Error>(())
     }
     .await;
     if let Err(err) = result {
-        tracing::warn!(video = %video.id, error = %err, "could not mark the video failed");
-        return err.into(); // retried: the failure is recorded next time
+        tracing::warn!(video = %video.id, error = %err, "could not record the failure");
+        return err.into();
     }
     JobError::from(e).into_fatal()
+}
+
+/// What a failure fails.
+#[derive(Clone, Copy)]
+enum Failed {
+    /// The whole video.
+    Video,
+    /// One short (the video still becomes ready with the others).
+    Short(ShortId),
+}
+
+async fn fail_video(ctx: &JobContext, video: &Video, e: Error) -> JobError {
+    give_up_or_retry(ctx, video, Failed::Video, e).await
 }
 
 /// Runs `work` while writing the latest progress (0..1, sent on the
@@ -392,22 +409,6 @@ pub async fn render_short(
     }
 }
 
-/// A render that failed for good marks its short failed (the video still
-/// becomes ready with the others); a retryable one is retried.
 async fn fail_short(ctx: &JobContext, video: &Video, short: ShortId, e: Error) -> JobError {
-    if e.is_retryable() && ctx.job.attempt < ctx.job.max_attempts {
-        return e.into();
-    }
-    let result = async {
-        let mut tx = ctx.pool().begin().await?;
-        renders::fail(&mut tx, video, short, e.code(), e.message()).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(())
-    }
-    .await;
-    if let Err(err) = result {
-        tracing::warn!(short = %short, error = %err, "could not mark the short failed");
-        return err.into();
-    }
-    JobError::from(e).into_fatal()
+    give_up_or_retry(ctx, video, Failed::Short(short), e).await
 }
