@@ -6,8 +6,9 @@
 
 use std::time::Instant;
 
-use videdit_core::transcript::{Segment, Transcript, Word};
+use videdit_core::transcript::{Transcript, Word};
 use videdit_media::analyze::{AnalyzeOptions, AudioFeatures, analyze, sentences};
+use videdit_media::testing::transcript_of;
 
 /// xorshift64*: a tiny deterministic generator, so every run sees the same talk.
 struct Rng(u64);
@@ -79,16 +80,7 @@ fn synthetic_talk(n_words: usize) -> Transcript {
             t += duration + if i + 1 == len { 0.35 + 0.1 * rng.below(5) as f64 } else { 0.06 };
         }
     }
-    let segments = words
-        .chunks(14)
-        .map(|ws| Segment {
-            start: ws[0].start,
-            end: ws[ws.len() - 1].end,
-            text: ws.iter().map(|w| w.text.as_str()).collect(),
-            words: ws.to_vec(),
-        })
-        .collect();
-    Transcript { language: "en".into(), model: "synthetic".into(), duration: t, segments }
+    transcript_of(&words, 14, "synthetic", t)
 }
 
 fn env(name: &str, default: usize) -> usize {

@@ -116,6 +116,7 @@ async fn main() {
         http_metrics: Default::default(),
         metrics_token: None,
         webhook_policy: videdit_webhooks::UrlPolicy::DEV,
+        keyring: Arc::new(videdit_core::sealed::Keyring::development()),
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
 

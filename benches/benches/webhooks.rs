@@ -52,6 +52,7 @@ async fn main() {
     let mut url = url::Url::parse(&base_url).unwrap();
     url.set_path(&db);
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(40).connect(url.as_str()).await.unwrap();
+    let keyring = std::sync::Arc::new(videdit_core::sealed::Keyring::development());
     videdit_server::migrate_all(&pool).await.unwrap();
 
     let seen: Seen = Arc::default();
@@ -62,7 +63,7 @@ async fn main() {
     );
     let org = videdit_core::db::upsert_org(&pool, "org_bench", "bench", None).await.unwrap();
     let input = videdit_service::webhooks::EndpointInput { url: format!("http://{addr}/hook"), ..Default::default() };
-    videdit_service::webhooks::create(&pool, videdit_webhooks::UrlPolicy::DEV, org, &input).await.unwrap();
+    videdit_service::webhooks::create(&pool, &keyring, videdit_webhooks::UrlPolicy::DEV, org, &input).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(LocalStorage::open(dir.path(), None).await.unwrap());
@@ -78,6 +79,7 @@ async fn main() {
             storage,
             media: None,
             webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
+            keyring: keyring.clone(),
         },
     )
     .unwrap();

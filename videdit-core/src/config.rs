@@ -218,46 +218,81 @@ impl fmt::Display for ConfigErrors {
 /// Default Whisper model when `WHISPER_MODEL` is unset.
 pub const DEFAULT_WHISPER_MODEL: &str = "tiny.en";
 
-struct Env<'a> {
+/// Looks settings up by variable name and collects every bad value, so
+/// that all of them are reported at once. [`Config::load`] checks with it;
+/// a binary checks its own settings with it too, in the same words.
+///
+/// Each lookup takes a variable and its aliases (`&["S3_BUCKET",
+/// "TIGRIS_BUCKET"]`): the first non-empty one wins, and a bad value is
+/// reported under the first name.
+pub struct Check<'a> {
     get: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
 }
 
-impl Env<'_> {
-    /// The first non-empty value among a variable and its aliases.
-    fn var(&self, names: &[&str]) -> Option<String> {
+impl fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Check").field("errors", &self.errors).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Check<'a> {
+    /// Looks values up through `get`.
+    #[must_use]
+    pub fn new(get: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { get, errors: Vec::new() }
+    }
+
+    /// The first non-empty value among a variable and its aliases, trimmed.
+    #[must_use]
+    pub fn var(&self, names: &[&str]) -> Option<String> {
         names.iter().find_map(|n| (self.get)(n).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
     }
 
-    fn err(&mut self, var: &'static str, message: impl Into<String>) {
+    /// Records that `var` is bad and why (what it accepts).
+    pub fn err(&mut self, var: &'static str, message: impl Into<String>) {
         self.errors.push(ConfigError { var, message: message.into() });
     }
 
-    fn bounded(&mut self, var: &'static str, min: u64, max: u64, default: u64) -> u64 {
-        let Some(raw) = self.var(&[var]) else { return default };
-        match raw.parse::<u64>() {
-            Ok(v) if (min..=max).contains(&v) => v,
-            _ if max == u64::MAX => {
-                self.err(var, format!("{raw:?} is not a whole number >= {min}"));
-                default
-            }
+    /// A number that `ok` accepts, `default` when unset; anything else is
+    /// reported as "is not `what`" and gives `default`.
+    pub fn number<T: std::str::FromStr>(
+        &mut self,
+        names: &[&'static str],
+        ok: impl FnOnce(&T) -> bool,
+        what: &str,
+        default: T,
+    ) -> T {
+        let Some(raw) = self.var(names) else { return default };
+        match raw.parse::<T>() {
+            Ok(n) if ok(&n) => n,
             _ => {
-                self.err(var, format!("{raw:?} is not a whole number in {min}..={max}"));
+                self.err(names[0], format!("{raw:?} is not {what}"));
                 default
             }
         }
     }
 
-    fn bool(&mut self, names: &[&str], var: &'static str, default: bool) -> bool {
+    /// `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off` in any case,
+    /// `default` when unset; anything else is reported and gives `default`.
+    pub fn bool(&mut self, names: &[&'static str], default: bool) -> bool {
         let Some(raw) = self.var(names) else { return default };
         match raw.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
             _ => {
-                self.err(var, format!("{raw:?} is not a boolean (true/false/1/0)"));
+                self.err(names[0], format!("{raw:?} is not a boolean (true/false/1/0)"));
                 default
             }
         }
+    }
+
+    /// `value` when every setting was good.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] with every bad setting, in the order found.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() { Ok(value) } else { Err(ConfigErrors(self.errors)) }
     }
 }
 
@@ -325,12 +360,12 @@ impl Config {
     /// # Errors
     /// [`ConfigErrors`] listing every bad or missing value.
     pub fn load(command: Command, get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
-        let mut env = Env { get, errors: Vec::new() };
+        let mut check = Check::new(get);
 
-        let environment = match env.var(ENVIRONMENT) {
+        let environment = match check.var(ENVIRONMENT) {
             None => Environment::Development,
             Some(v) => Environment::parse(&v).unwrap_or_else(|| {
-                env.err("VIDEDIT_ENV", format!("{:?} is not one of development, production", v.to_ascii_lowercase()));
+                check.err("VIDEDIT_ENV", format!("{:?} is not one of development, production", v.to_ascii_lowercase()));
                 Environment::Development
             }),
         };
@@ -339,15 +374,15 @@ impl Config {
         let needs_storage = matches!(command, Command::Serve | Command::Worker);
 
         let database_url = if needs_db {
-            match env.var(&["DATABASE_URL"]) {
+            match check.var(&["DATABASE_URL"]) {
                 None => {
-                    env.err("DATABASE_URL", "is required (postgresql://user:password@host:5432/db)");
+                    check.err("DATABASE_URL", "is required (postgresql://user:password@host:5432/db)");
                     None
                 }
                 Some(raw) => match DatabaseUrl::parse(&raw) {
                     Ok(u) => Some(u),
                     Err(m) => {
-                        env.err("DATABASE_URL", m);
+                        check.err("DATABASE_URL", m);
                         None
                     }
                 },
@@ -356,92 +391,90 @@ impl Config {
             None
         };
 
-        let storage = if needs_storage { Self::storage(&mut env) } else { None };
+        let storage = if needs_storage { Self::storage(&mut check) } else { None };
 
-        let job_concurrency = env.bounded("JOB_CONCURRENCY", 1, 20, 1) as u8;
-        let poll_interval = Duration::from_millis(env.bounded("POLL_INTERVAL_MS", 100, u64::MAX, 1000));
-        let ffmpeg_binary = env.var(&["FFMPEG_BINARY"]).map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from);
-        let whisper_model = env.var(&["WHISPER_MODEL"]).unwrap_or_else(|| DEFAULT_WHISPER_MODEL.to_owned());
-        let model_dir = env.var(&["VIDEDIT_MODEL_DIR"]).map(PathBuf::from);
-        let signing_key = env.var(&["STORAGE_SIGNING_KEY"]).map(Secret::new);
+        let job_concurrency =
+            check.number(&["JOB_CONCURRENCY"], |n| (1..=20).contains(n), "a whole number in 1..=20", 1);
+        let poll_interval =
+            Duration::from_millis(check.number(&["POLL_INTERVAL_MS"], |n| *n >= 100, "a whole number >= 100", 1000));
+        let ffmpeg_binary = check.var(&["FFMPEG_BINARY"]).map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from);
+        let whisper_model = check.var(&["WHISPER_MODEL"]).unwrap_or_else(|| DEFAULT_WHISPER_MODEL.to_owned());
+        let model_dir = check.var(&["VIDEDIT_MODEL_DIR"]).map(PathBuf::from);
+        let signing_key = check.var(&["STORAGE_SIGNING_KEY"]).map(Secret::new);
         if let Some(k) = &signing_key
             && k.expose().len() < 32
         {
-            env.err("STORAGE_SIGNING_KEY", "must be at least 32 characters");
+            check.err("STORAGE_SIGNING_KEY", "must be at least 32 characters");
         }
-        let public_url = match env.var(&["PUBLIC_URL"]) {
+        let public_url = match check.var(&["PUBLIC_URL"]) {
             None => None,
             Some(raw) => match url::Url::parse(&raw) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
                 _ => {
-                    env.err("PUBLIC_URL", format!("{raw:?} is not an http(s) URL"));
+                    check.err("PUBLIC_URL", format!("{raw:?} is not an http(s) URL"));
                     None
                 }
             },
         };
 
-        if env.errors.is_empty() {
-            Ok(Self {
-                environment,
-                database_url,
-                storage,
-                job_concurrency,
-                poll_interval,
-                ffmpeg_binary,
-                whisper_model,
-                model_dir,
-                signing_key,
-                public_url,
-            })
-        } else {
-            Err(ConfigErrors(env.errors))
-        }
+        check.finish(Self {
+            environment,
+            database_url,
+            storage,
+            job_concurrency,
+            poll_interval,
+            ffmpeg_binary,
+            whisper_model,
+            model_dir,
+            signing_key,
+            public_url,
+        })
     }
 
-    fn storage(env: &mut Env<'_>) -> Option<StorageConfig> {
-        let kind = env.var(&["STORAGE"]).map(|s| s.to_ascii_lowercase());
+    fn storage(check: &mut Check<'_>) -> Option<StorageConfig> {
+        let kind = check.var(&["STORAGE"]).map(|s| s.to_ascii_lowercase());
         let kind = match kind.as_deref() {
             Some("local") => "local",
             Some("s3") => "s3",
-            None if env.var(S3_BUCKET).is_some() => "s3",
+            None if check.var(S3_BUCKET).is_some() => "s3",
             None => "local",
             Some(other) => {
-                env.err("STORAGE", format!("{other:?} is not one of local, s3"));
+                check.err("STORAGE", format!("{other:?} is not one of local, s3"));
                 return None;
             }
         };
         if kind == "local" {
-            let dir = env.var(&["STORAGE_DIR"]).unwrap_or_else(|| ".videdit/storage".into());
+            let dir = check.var(&["STORAGE_DIR"]).unwrap_or_else(|| ".videdit/storage".into());
             return Some(StorageConfig::Local { dir: PathBuf::from(dir) });
         }
-        let endpoint = env.var(S3_ENDPOINT);
+        let endpoint = check.var(S3_ENDPOINT);
         if let Some(e) = &endpoint
             && !matches!(url::Url::parse(e), Ok(u) if matches!(u.scheme(), "http" | "https"))
         {
-            env.err("S3_ENDPOINT", format!("{e:?} is not an http(s) URL"));
+            check.err("S3_ENDPOINT", format!("{e:?} is not an http(s) URL"));
         }
-        let bucket = env.var(S3_BUCKET);
+        let bucket = check.var(S3_BUCKET);
         match &bucket {
-            None => env.err("S3_BUCKET", "is required when STORAGE=s3"),
+            None => check.err("S3_BUCKET", "is required when STORAGE=s3"),
             Some(b) if !valid_bucket(b) => {
-                env.err("S3_BUCKET", format!("{b:?} is not a valid bucket name (3-63 of a-z 0-9 . -)"));
+                check.err("S3_BUCKET", format!("{b:?} is not a valid bucket name (3-63 of a-z 0-9 . -)"));
             }
             Some(_) => {}
         }
-        let access_key_id = env.var(S3_ACCESS_KEY_ID);
+        let access_key_id = check.var(S3_ACCESS_KEY_ID);
         if access_key_id.is_none() {
-            env.err("S3_ACCESS_KEY_ID", "is required when STORAGE=s3");
+            check.err("S3_ACCESS_KEY_ID", "is required when STORAGE=s3");
         }
-        let secret = env.var(S3_SECRET_ACCESS_KEY);
+        let secret = check.var(S3_SECRET_ACCESS_KEY);
         if secret.is_none() {
-            env.err("S3_SECRET_ACCESS_KEY", "is required when STORAGE=s3");
+            check.err("S3_SECRET_ACCESS_KEY", "is required when STORAGE=s3");
         }
-        let region = env.var(S3_REGION).unwrap_or_else(|| "auto".into());
+        let region = check.var(S3_REGION).unwrap_or_else(|| "auto".into());
         // Loopback and IP endpoints cannot use virtual-hosted buckets.
         let default_path_style = endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).is_some_and(|u| {
             matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) || u.host_str() == Some("localhost")
         });
-        let force_path_style = env.bool(S3_FORCE_PATH_STYLE, "S3_FORCE_PATH_STYLE", default_path_style);
+        let force_path_style = check.bool(S3_FORCE_PATH_STYLE, default_path_style);
         Some(StorageConfig::S3(S3Config {
             endpoint,
             bucket: bucket?,

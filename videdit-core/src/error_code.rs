@@ -5,27 +5,61 @@
 //! defined here and nowhere else. Codes are never renamed or reused: add new
 //! ones at the end of their group.
 
-use std::fmt;
+/// An enum whose values have stable names (stored in the database, sent
+/// through the queue and the API) from one list of `Variant => "name"`:
+/// the enum, `ALL` in list order, `as_str`, `parse` and `Display`. The
+/// enum's own attributes (derives, serde renames) pass through unchanged.
+macro_rules! stable_names {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident => $str:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The stable name.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $str,)* }
+            }
+
+            /// The value with this stable name.
+            #[must_use]
+            pub fn parse(name: &str) -> Option<Self> {
+                match name { $($str => Some($name::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use stable_names;
 
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $status:literal, $retryable:literal), )*) => {
-        /// A stable, machine-readable error code.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum ErrorCode {
-            $( $(#[$doc])* $variant, )*
+        stable_names! {
+            /// A stable, machine-readable error code; its wire form (for
+            /// example `video_not_found`) is its stable name.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            #[non_exhaustive]
+            pub enum ErrorCode {
+                $( $(#[$doc])* $variant => $code, )*
+            }
         }
 
         impl ErrorCode {
-            /// Every code, in table order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            /// The wire form, for example `video_not_found`.
-            #[must_use]
-            pub const fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $code,)* }
-            }
-
             /// The HTTP status the API answers with.
             #[must_use]
             pub const fn http_status(self) -> u16 {
@@ -38,11 +72,6 @@ macro_rules! error_codes {
                 match self { $(ErrorCode::$variant => $retryable,)* }
             }
 
-            /// Looks a code up by its wire form.
-            #[must_use]
-            pub fn from_code(code: &str) -> Option<Self> {
-                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
-            }
         }
     };
 }
@@ -118,9 +147,11 @@ error_codes! {
     Internal => ("internal", 500, false),
 }
 
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl ErrorCode {
+    /// Looks a code up by its wire form ([`ErrorCode::parse`]).
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::parse(code)
     }
 }
 

@@ -6,64 +6,36 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::error_code::stable_names;
 use crate::id::{EventId, OrgId};
 
 /// The payload format version this build writes.
 pub const EVENT_VERSION: i32 = 1;
 
-macro_rules! event_types {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
-        /// The kinds of events, with their stable names.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum EventType {
-            $( $(#[$doc])* $variant, )*
-        }
-
-        impl EventType {
-            /// Every type.
-            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
-
-            /// The stable name (`video.ready`, …).
-            #[must_use]
-            pub const fn as_str(self) -> &'static str {
-                match self { $(EventType::$variant => $name,)* }
-            }
-
-            /// Parses a stable name.
-            #[must_use]
-            pub fn parse(name: &str) -> Option<Self> {
-                match name { $($name => Some(EventType::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-event_types! {
-    /// The source is uploaded and processing starts.
-    VideoUploaded => "video.uploaded",
-    /// The video entered another processing stage (milestones, not progress ticks).
-    VideoStageChanged => "video.stage_changed",
-    /// The transcript is stored.
-    TranscriptReady => "transcript.ready",
-    /// A short was rendered.
-    ShortReady => "short.ready",
-    /// A short failed to render for good.
-    ShortFailed => "short.failed",
-    /// Every short is finished and at least one is ready (or none was found).
-    VideoReady => "video.ready",
-    /// Processing stopped; the payload has the code and the reason.
-    VideoFailed => "video.failed",
-    /// The video and its files are being deleted.
-    VideoDeleted => "video.deleted",
-    /// A test event sent from the webhooks API.
-    WebhookTest => "webhook.test",
-    /// A webhook endpoint was disabled (410, or failing for days).
-    WebhookDisabled => "webhook.endpoint_disabled",
-}
-
-impl std::fmt::Display for EventType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+stable_names! {
+    /// The kinds of events, with their stable names (`video.ready`, …).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum EventType {
+        /// The source is uploaded and processing starts.
+        VideoUploaded => "video.uploaded",
+        /// The video entered another processing stage (milestones, not progress ticks).
+        VideoStageChanged => "video.stage_changed",
+        /// The transcript is stored.
+        TranscriptReady => "transcript.ready",
+        /// A short was rendered.
+        ShortReady => "short.ready",
+        /// A short failed to render for good.
+        ShortFailed => "short.failed",
+        /// Every short is finished and at least one is ready (or none was found).
+        VideoReady => "video.ready",
+        /// Processing stopped; the payload has the code and the reason.
+        VideoFailed => "video.failed",
+        /// The video and its files are being deleted.
+        VideoDeleted => "video.deleted",
+        /// A test event sent from the webhooks API.
+        WebhookTest => "webhook.test",
+        /// A webhook endpoint was disabled (410, or failing for days).
+        WebhookDisabled => "webhook.endpoint_disabled",
     }
 }
 

@@ -2,66 +2,29 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A job kind, with a stable name used in the queue and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// Probe and validate an uploaded source.
-    Ingest,
-    /// Speech to text.
-    Transcribe,
-    /// Find and rank the best moments.
-    Analyze,
-    /// Render one short.
-    Render,
-    /// Delete a video and its objects.
-    Delete,
-    /// Abort and remove uploads that were never completed.
-    CleanupUploads,
-    /// Publish a short to a social platform (reserved; not built yet).
-    Publish,
-    /// Deliver one event to one webhook endpoint.
-    DeliverWebhook,
-}
+use crate::error_code::stable_names;
 
-impl JobKind {
-    /// Every kind.
-    pub const ALL: &'static [JobKind] = &[
-        Self::Ingest,
-        Self::Transcribe,
-        Self::Analyze,
-        Self::Render,
-        Self::Delete,
-        Self::CleanupUploads,
-        Self::Publish,
-        Self::DeliverWebhook,
-    ];
-
-    /// The stable name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::Transcribe => "transcribe",
-            Self::Analyze => "analyze",
-            Self::Render => "render",
-            Self::Delete => "delete",
-            Self::CleanupUploads => "cleanup_uploads",
-            Self::Publish => "publish",
-            Self::DeliverWebhook => "deliver_webhook",
-        }
-    }
-
-    /// Parses the stable name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for JobKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+stable_names! {
+    /// A job kind, with a stable name used in the queue and the API.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum JobKind {
+        /// Probe and validate an uploaded source.
+        Ingest => "ingest",
+        /// Speech to text.
+        Transcribe => "transcribe",
+        /// Find and rank the best moments.
+        Analyze => "analyze",
+        /// Render one short.
+        Render => "render",
+        /// Delete a video and its objects.
+        Delete => "delete",
+        /// Abort and remove uploads that were never completed.
+        CleanupUploads => "cleanup_uploads",
+        /// Publish a short to a social platform (reserved; not built yet).
+        Publish => "publish",
+        /// Deliver one event to one webhook endpoint.
+        DeliverWebhook => "deliver_webhook",
     }
 }
 

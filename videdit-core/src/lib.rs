@@ -27,6 +27,7 @@ pub mod event;
 pub mod id;
 pub mod job_kind;
 pub mod recipe;
+pub mod sealed;
 pub mod secret;
 pub mod short;
 pub mod storage;

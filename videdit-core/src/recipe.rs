@@ -5,28 +5,31 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::stable_names;
 use crate::time_range::TimeRange;
 use crate::transcript::Word;
 
 /// The recipe format version this build writes.
 pub const RECIPE_VERSION: u32 = 1;
 
-/// Output frame shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum Aspect {
-    /// 1080×1920, the default for Shorts, TikTok and Reels.
-    #[default]
-    #[serde(rename = "9:16")]
-    Vertical,
-    /// 1080×1080.
-    #[serde(rename = "1:1")]
-    Square,
-    /// 1080×1350.
-    #[serde(rename = "4:5")]
-    Portrait,
-    /// 1920×1080.
-    #[serde(rename = "16:9")]
-    Landscape,
+stable_names! {
+    /// Output frame shape; its stable name is the one the API uses (`9:16`, …).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+    pub enum Aspect {
+        /// 1080×1920, the default for Shorts, TikTok and Reels.
+        #[default]
+        #[serde(rename = "9:16")]
+        Vertical => "9:16",
+        /// 1080×1080.
+        #[serde(rename = "1:1")]
+        Square => "1:1",
+        /// 1080×1350.
+        #[serde(rename = "4:5")]
+        Portrait => "4:5",
+        /// 1920×1080.
+        #[serde(rename = "16:9")]
+        Landscape => "16:9",
+    }
 }
 
 impl Aspect {
@@ -58,19 +61,21 @@ pub enum Reframe {
     Fit,
 }
 
-/// Caption look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CaptionStyle {
-    /// Bold white with a black outline; the active word turns yellow.
-    #[default]
-    Bold,
-    /// White text; the active word yellow and larger.
-    Highlight,
-    /// White text on a dark box.
-    Boxed,
-    /// No captions.
-    None,
+stable_names! {
+    /// Caption look; its stable name is the one the API uses (`bold`, …).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CaptionStyle {
+        /// Bold white with a black outline; the active word turns yellow.
+        #[default]
+        Bold => "bold",
+        /// White text; the active word yellow and larger.
+        Highlight => "highlight",
+        /// White text on a dark box.
+        Boxed => "boxed",
+        /// No captions.
+        None => "none",
+    }
 }
 
 /// A full description of one short.
@@ -113,55 +118,22 @@ pub const MAX_WORD_CHARS: usize = 100;
 #[error("{0}")]
 pub struct InvalidRecipe(pub String);
 
+/// `InvalidRecipe` for a `field` whose `value` is none of `names`.
+fn not_one_of(field: &str, value: &str, names: impl Iterator<Item = &'static str>) -> InvalidRecipe {
+    InvalidRecipe(format!("{field} {value:?} is not one of {}", names.collect::<Vec<_>>().join(", ")))
+}
+
 impl std::str::FromStr for Aspect {
     type Err = InvalidRecipe;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "9:16" => Ok(Self::Vertical),
-            "1:1" => Ok(Self::Square),
-            "4:5" => Ok(Self::Portrait),
-            "16:9" => Ok(Self::Landscape),
-            other => Err(InvalidRecipe(format!("aspect {other:?} is not one of 9:16, 1:1, 4:5, 16:9"))),
-        }
-    }
-}
-
-impl Aspect {
-    /// The name the API uses (`9:16`, …).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Vertical => "9:16",
-            Self::Square => "1:1",
-            Self::Portrait => "4:5",
-            Self::Landscape => "16:9",
-        }
+        Self::parse(s).ok_or_else(|| not_one_of("aspect", s, Self::ALL.iter().map(|a| a.as_str())))
     }
 }
 
 impl std::str::FromStr for CaptionStyle {
     type Err = InvalidRecipe;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bold" => Ok(Self::Bold),
-            "highlight" => Ok(Self::Highlight),
-            "boxed" => Ok(Self::Boxed),
-            "none" => Ok(Self::None),
-            other => Err(InvalidRecipe(format!("captionStyle {other:?} is not one of bold, highlight, boxed, none"))),
-        }
-    }
-}
-
-impl CaptionStyle {
-    /// The name the API uses (`bold`, …).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Bold => "bold",
-            Self::Highlight => "highlight",
-            Self::Boxed => "boxed",
-            Self::None => "none",
-        }
+        Self::parse(s).ok_or_else(|| not_one_of("captionStyle", s, Self::ALL.iter().map(|c| c.as_str())))
     }
 }
 
@@ -256,13 +228,19 @@ mod tests {
 
     #[test]
     fn names_parse_back_and_bad_ones_are_refused() {
-        for a in [Aspect::Vertical, Aspect::Square, Aspect::Portrait, Aspect::Landscape] {
+        for &a in Aspect::ALL {
             assert_eq!(a.as_str().parse::<Aspect>(), Ok(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
-        for c in [CaptionStyle::Bold, CaptionStyle::Highlight, CaptionStyle::Boxed, CaptionStyle::None] {
+        for &c in CaptionStyle::ALL {
             assert_eq!(c.as_str().parse::<CaptionStyle>(), Ok(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
-        assert!("2:3".parse::<Aspect>().is_err());
+        assert_eq!("2:3".parse::<Aspect>().unwrap_err().0, "aspect \"2:3\" is not one of 9:16, 1:1, 4:5, 16:9");
+        assert_eq!(
+            "big".parse::<CaptionStyle>().unwrap_err().0,
+            "captionStyle \"big\" is not one of bold, highlight, boxed, none"
+        );
         assert_eq!(Reframe::from_parts("crop", Some(1.0)), Ok(Reframe::Crop { x: Some(1.0) }));
         assert!(Reframe::from_parts("crop", Some(-0.1)).is_err());
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::stable_names;
 use crate::id::{ShortId, VideoId};
 use crate::storage::ObjectKey;
 use crate::time_range::TimeRange;
@@ -23,44 +24,23 @@ pub struct SubScores {
     pub filler: f32,
 }
 
-/// Where a short is in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShortStatus {
-    /// Chosen, waiting to be rendered.
-    Pending,
-    /// Being rendered.
-    Rendering,
-    /// Rendered and stored.
-    Ready,
-    /// Rendering failed for good.
-    Failed,
+stable_names! {
+    /// Where a short is in its life cycle.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ShortStatus {
+        /// Chosen, waiting to be rendered.
+        Pending => "pending",
+        /// Being rendered.
+        Rendering => "rendering",
+        /// Rendered and stored.
+        Ready => "ready",
+        /// Rendering failed for good.
+        Failed => "failed",
+    }
 }
 
 impl ShortStatus {
-    /// Stable name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Rendering => "rendering",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Parses the stable name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "rendering" => Self::Rendering,
-            "ready" => Self::Ready,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-
     /// Whether no further transition is expected.
     #[must_use]
     pub const fn is_terminal(self) -> bool {

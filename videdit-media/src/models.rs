@@ -4,14 +4,15 @@
 //!
 //! A model is configured as a name (`tiny.en`, `base`, `small-q8_0`, …),
 //! found as `ggml-{name}.bin` in the model directory, or as a path to a
-//! ggml file. The model directory is `VIDEDIT_MODEL_DIR`, or
-//! `~/.cache/videdit/models`.
+//! ggml file. The caller chooses the model directory (the `videdit` binary:
+//! `VIDEDIT_MODEL_DIR`, else [`default_model_dir`] of the user's cache
+//! directory); nothing here reads the environment.
 //!
 //! # Example
 //! ```no_run
 //! use videdit_media::models::{self, ModelRef, ModelStore, WeightType};
 //! # fn main() -> videdit_media::Result<()> {
-//! let store = ModelStore::new(models::default_model_dir());
+//! let store = ModelStore::new(models::default_model_dir("/home/me/.cache".as_ref()));
 //! // Migrate a faster-whisper model to ggml, quantized to 8 bits.
 //! let out = store.path_of("tiny.en-q8_0");
 //! models::import_ct2("/models/faster-whisper-tiny.en".as_ref(), &out, WeightType::Q8_0)?;
@@ -99,19 +100,12 @@ pub fn base_model(name: &str) -> Option<&'static str> {
     best
 }
 
-/// `VIDEDIT_MODEL_DIR`, or `videdit/models` in the user's cache directory
-/// (`$XDG_CACHE_HOME` or `~/.cache`).
+/// Where models are kept unless configured otherwise: `videdit/models` in
+/// `cache_dir`, the user's cache directory (`$XDG_CACHE_HOME`, or
+/// `~/.cache`, as the caller found it).
 #[must_use]
-pub fn default_model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VIDEDIT_MODEL_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("videdit").join("models")
+pub fn default_model_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("videdit").join("models")
 }
 
 /// A directory of ggml models.
@@ -128,10 +122,13 @@ impl ModelStore {
         Self { dir: dir.into() }
     }
 
-    /// The store of the configuration (`model_dir`, else the default).
+    /// The store of the configuration: `model_dir`, else (no directory
+    /// configured, no cache directory known) [`default_model_dir`] of the
+    /// system's temporary directory. The `videdit` binary always configures
+    /// one.
     #[must_use]
     pub fn from_config(model_dir: Option<&Path>) -> Self {
-        Self::new(model_dir.map_or_else(default_model_dir, Path::to_owned))
+        Self::new(model_dir.map_or_else(|| default_model_dir(&std::env::temp_dir()), Path::to_owned))
     }
 
     /// Where the model `name` is kept: `{dir}/ggml-{name}.bin`.
@@ -227,6 +224,13 @@ mod tests {
         assert_eq!(base_model("large-v3"), Some("large-v3"));
         assert_eq!(base_model("tinyllama"), None);
         assert_eq!(base_model("my-model"), None);
+    }
+
+    #[test]
+    fn the_default_directory_is_in_the_cache_directory_given() {
+        assert_eq!(default_model_dir(Path::new("/c")), Path::new("/c/videdit/models"));
+        assert_eq!(ModelStore::from_config(Some(Path::new("/m"))).dir, Path::new("/m"));
+        assert_eq!(ModelStore::from_config(None).dir, std::env::temp_dir().join("videdit/models"));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! - the `tiny.en` test model, imported once and cached
 //!   ([`tiny_en_model`], [`tiny_en_test_model`]);
 //! - word error rate ([`wer`], [`normalise`]);
-//! - media files made with ffmpeg ([`generate`]) and ffprobe's JSON of
-//!   outputs ([`ffprobe_json`]);
+//! - transcripts of given words, without a model ([`transcript_of`]);
+//! - media files made with ffmpeg ([`generate`]), their samples
+//!   ([`samples_of`]) and ffprobe's JSON of outputs ([`ffprobe_json`]);
 //! - decoded frames and where a colour is in them ([`Frame`]).
 //!
 //! Needs `ffmpeg`, `ffprobe` and `espeak-ng`. Compiled for this crate's own
@@ -19,14 +20,16 @@ mod frames;
 mod media_files;
 mod talks;
 mod test_model;
+mod transcripts;
 mod wer;
 
 pub use frames::{Frame, Rect, looks_like};
-pub use media_files::{ffprobe_json, generate, media_seconds, seconds_of, stream_of};
+pub use media_files::{ffprobe_json, generate, media_seconds, samples_of, seconds_of, stream_of};
 pub use talks::{
     FILLER, HOOK_STORY_PAYOFF, MID_THOUGHT, PLAIN_PARAGRAPHS, PRACTICE, SLEEP, SMALL_TALK, SpokenSentence, Talk,
     TalkSpec, WORDS_PER_MINUTE, alternating_voice, make_talk, paragraphs_wav, planted_talk, small_talk, speak,
     split_sentences,
 };
 pub use test_model::{tiny_en_ct2_dir, tiny_en_model, tiny_en_test_model};
+pub use transcripts::transcript_of;
 pub use wer::{normalise, wer, wer_of_prefix};

@@ -45,6 +45,11 @@ pub struct LoadOptions {
     /// has no preset (an imported faster-whisper model has them in its
     /// `config.json`).
     pub alignment_heads: Option<Vec<(i32, i32)>>,
+    /// Let whisper.cpp and ggml write their own log to stderr. Off by
+    /// default: the first load then routes that log into `tracing`
+    /// (whisper-rs's logging hooks) for the rest of the process, since
+    /// whisper.cpp has one log for all its models.
+    pub whisper_stderr: bool,
 }
 
 /// A loaded Whisper model. Cheap to clone and share between tasks: each
@@ -129,7 +134,7 @@ impl Transcriber {
     /// As [`Transcriber::load`].
     pub fn load_with(model_path: &Path, model_name: &str, opts: &LoadOptions) -> Result<Self> {
         static LOGGING: Once = Once::new();
-        if std::env::var_os("VIDEDIT_WHISPER_STDERR").is_none() {
+        if !opts.whisper_stderr {
             LOGGING.call_once(whisper_rs::install_logging_hooks);
         }
 

@@ -3,7 +3,9 @@
 
 use videdit_media::models::ct2::Ct2Model;
 use videdit_media::models::{WeightType, import_ct2};
-use videdit_media::testing::{PLAIN_PARAGRAPHS, WORDS_PER_MINUTE, speak, tiny_en_ct2_dir, tiny_en_model, wer};
+use videdit_media::testing::{
+    PLAIN_PARAGRAPHS, WORDS_PER_MINUTE, samples_of, speak, tiny_en_ct2_dir, tiny_en_model, wer,
+};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
 
 fn read_i32s(bytes: &[u8], n: usize) -> Vec<i32> {
@@ -46,15 +48,7 @@ async fn q5_models_load_and_transcribe() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("a.wav");
     speak(PLAIN_PARAGRAPHS[2], "en-us", WORDS_PER_MINUTE, &wav).await.unwrap();
-    let samples = videdit_media::audio::extract(
-        &videdit_media::process::Ffmpeg::default(),
-        wav.to_str().unwrap(),
-        Default::default(),
-        30.0,
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    let samples = samples_of(&wav, 30.0).await;
     for wtype in [WeightType::Q5_1] {
         let out = dir.path().join(format!("ggml-tiny.en{}.bin", wtype.suffix()));
         let report = import_ct2(&tiny_en_ct2_dir(), &out, wtype).unwrap();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 use videdit_core::transcript::Transcript;
 use videdit_media::Error;
-use videdit_media::audio::{self, AudioRange};
+use videdit_media::audio::AudioRange;
 use videdit_media::models::WeightType;
 use videdit_media::process::Ffmpeg;
 use videdit_media::testing::{
@@ -123,15 +123,7 @@ async fn chunked_long_audio_keeps_times_in_order() {
     // Short chunks force cuts; times must continue across them.
     let dir = tempfile::tempdir().unwrap();
     let (wav, text) = paragraphs_wav(dir.path(), "long", PARAGRAPHS).await;
-    let samples = audio::extract(
-        &Ffmpeg::default(),
-        wav.to_str().unwrap(),
-        AudioRange::default(),
-        120.0,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let samples = testing::samples_of(&wav, 120.0).await;
     let duration = samples.len() as f64 / 16_000.0;
     let o = TranscribeOptions { chunk_seconds: Some(30.0), ..opts() };
     let t = transcriber(WeightType::Q8_0)

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics_token: Option<videdit_core::Secret<String>>,
     /// Which webhook URLs are accepted (`WEBHOOKS_ALLOW_LOOPBACK`).
     pub webhook_policy: videdit_webhooks::UrlPolicy,
+    /// Seals secrets stored in the database (`ENCRYPTION_KEYS`).
+    pub keyring: Arc<videdit_core::sealed::Keyring>,
 }
 
 /// The OpenAPI service (also used to write the spec).

@@ -262,12 +262,13 @@ fn options(args: &ProcessArgs) -> anyhow::Result<PipelineOptions> {
     Ok(o)
 }
 
-/// Runs `videdit process`.
+/// Runs `videdit process`; `whisper_stderr` lets whisper.cpp log to stderr
+/// (`VIDEDIT_WHISPER_STDERR`).
 ///
 /// # Errors
 /// Bad input or options, a missing model, and pipeline failures, each with
 /// a one-line reason.
-pub async fn process(config: &Config, args: ProcessArgs) -> anyhow::Result<()> {
+pub async fn process(config: &Config, args: ProcessArgs, whisper_stderr: bool) -> anyhow::Result<()> {
     let options = options(&args)?;
     if !args.input.is_file() {
         bail!("{}: no such file", args.input.display());
@@ -280,7 +281,8 @@ pub async fn process(config: &Config, args: ProcessArgs) -> anyhow::Result<()> {
     let name = ModelRef::File(model_path.clone()).name();
     let transcriber = {
         let (path, name) = (model_path.clone(), name.clone());
-        tokio::task::spawn_blocking(move || Transcriber::load(&path, &name)).await??
+        let load = videdit_media::transcribe::LoadOptions { whisper_stderr, ..Default::default() };
+        tokio::task::spawn_blocking(move || Transcriber::load_with(&path, &name, &load)).await??
     };
     let pipeline = Pipeline::new(Ffmpeg::new(&config.ffmpeg_binary), transcriber, name);
 

@@ -76,8 +76,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Process { args, settings } => {
             let config = settings.load()?;
+            let whisper_stderr = settings.whisper_stderr()?;
             videdit_server::telemetry::init_with(config.environment, "warn");
-            videdit_server::cli::process(&config, args).await
+            videdit_server::cli::process(&config, args, whisper_stderr).await
         }
         Command::Models { command, settings } => {
             let config = settings.load()?;
@@ -137,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_metrics: Default::default(),
                 metrics_token: server.metrics_token.clone(),
                 webhook_policy: server.webhook_policy,
+                keyring: server.keyring.clone(),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
@@ -174,13 +176,16 @@ async fn run_worker(
     use videdit_server::handlers as worker;
     let media = {
         let (config, limits, work_dir) = (config.clone(), server.limits.media(), server.work_dir.clone());
-        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, limits, work_dir)).await??
+        let whisper_stderr = server.whisper_stderr;
+        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, limits, work_dir, whisper_stderr))
+            .await??
     };
     tracing::info!(model = %media.model_name, "Whisper model loaded");
     let deps = worker::Deps {
         storage,
         media: Some(Arc::new(media)),
         webhooks: videdit_webhooks::Sender::new(server.webhook_policy),
+        keyring: server.keyring.clone(),
     };
     let worker = worker::build(pool.clone(), worker::config(config), deps)?;
     let metrics = worker.metrics();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use clap::Args;
 use videdit_core::Secret;
 use videdit_core::config::{Command, Config, ConfigError, ConfigErrors, Environment};
+use videdit_core::sealed::Keyring;
 
 use crate::auth::ClerkConfig;
 
@@ -83,6 +84,12 @@ pub struct ServerSettings {
     pub work_dir: PathBuf,
     /// Which webhook endpoint URLs are accepted (`WEBHOOKS_ALLOW_LOOPBACK`).
     pub webhook_policy: videdit_webhooks::UrlPolicy,
+    /// Seals the secrets stored in the database (`ENCRYPTION_KEYS`).
+    pub keyring: std::sync::Arc<Keyring>,
+    /// Whether whisper.cpp logs to stderr when the worker loads its model
+    /// (`VIDEDIT_WHISPER_STDERR`), for
+    /// [`videdit_media::transcribe::LoadOptions::whisper_stderr`].
+    pub whisper_stderr: bool,
 }
 
 /// Default of `BIND_ADDR`.
@@ -121,6 +128,22 @@ pub struct LocalSettings {
     /// else ~/.cache/videdit/models.
     #[arg(long, env = "VIDEDIT_MODEL_DIR", help_heading = GENERAL)]
     pub model_dir: Option<String>,
+    /// `true` lets whisper.cpp write its own log (model loading, timings)
+    /// to stderr; otherwise that log joins videdit's, filtered by RUST_LOG.
+    #[arg(long, env = "VIDEDIT_WHISPER_STDERR", default_value = "false", help_heading = GENERAL)]
+    pub whisper_stderr: Option<String>,
+}
+
+/// `videdit/models` in the user's cache directory: `$XDG_CACHE_HOME`, else
+/// `~/.cache`, else the temporary directory. `None` when that path is not
+/// UTF-8 (the settings are text).
+fn default_model_dir() -> Option<String> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    videdit_media::models::default_model_dir(&cache).into_os_string().into_string().ok()
 }
 
 impl LocalSettings {
@@ -130,7 +153,12 @@ impl LocalSettings {
             "NODE_ENV" => &self.node_env,
             "FFMPEG_BINARY" => &self.ffmpeg_binary,
             "WHISPER_MODEL" => &self.whisper_model,
-            "VIDEDIT_MODEL_DIR" => &self.model_dir,
+            // The default is the binary's to compute, so the libraries never
+            // look at the environment for it.
+            "VIDEDIT_MODEL_DIR" => {
+                return self.model_dir.clone().filter(|d| !d.trim().is_empty()).or_else(default_model_dir);
+            }
+            "VIDEDIT_WHISPER_STDERR" => &self.whisper_stderr,
             _ => return None,
         };
         value.clone()
@@ -141,7 +169,26 @@ impl LocalSettings {
     /// # Errors
     /// Every bad value, each naming its variable.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
-        Config::load(Command::Process, &|var| self.lookup(var))
+        match (Config::load(Command::Process, &|var| self.lookup(var)), self.whisper_stderr()) {
+            (Ok(config), Ok(_)) => Ok(config),
+            (config, stderr) => {
+                let mut errors = config.err().map(|e| e.0).unwrap_or_default();
+                errors.extend(stderr.err().map(|e| e.0).unwrap_or_default());
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    /// Whether whisper.cpp logs to stderr (`VIDEDIT_WHISPER_STDERR`), for
+    /// [`videdit_media::transcribe::LoadOptions::whisper_stderr`].
+    ///
+    /// # Errors
+    /// A value that is not a boolean.
+    pub fn whisper_stderr(&self) -> Result<bool, ConfigErrors> {
+        let get = |var: &str| self.lookup(var);
+        let mut check = Check { get: &get, errors: Vec::new() };
+        let on = check.bool("VIDEDIT_WHISPER_STDERR", false);
+        if check.errors.is_empty() { Ok(on) } else { Err(ConfigErrors(check.errors)) }
     }
 }
 
@@ -251,6 +298,14 @@ pub struct Settings {
     /// refused.
     #[arg(long, env = "WEBHOOKS_ALLOW_LOOPBACK", default_value = "false", help_heading = API)]
     pub webhooks_allow_loopback: Option<String>,
+    /// Keys that seal secrets stored in the database (webhook signing
+    /// secrets, platform tokens): `id:base64key[,id:base64key…]`, each key
+    /// 32 bytes (`openssl rand -base64 32`). The first seals, all open: to
+    /// rotate, put a new key first and keep the old ones until every value
+    /// has been sealed again. Required in production; elsewhere a public
+    /// development key (id `dev`) is used.
+    #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true, help_heading = API)]
+    pub encryption_keys: Option<Secret<String>>,
 
     // Aliases, read when the canonical variable is not set; listed in the
     // help of the setting they stand for.
@@ -303,6 +358,7 @@ impl Settings {
             "AWS_SECRET_ACCESS_KEY" => return secret(&self.aws_secret_access_key),
             "STORAGE_SIGNING_KEY" => return secret(&self.storage_signing_key),
             "METRICS_TOKEN" => return secret(&self.metrics_token),
+            "ENCRYPTION_KEYS" => return secret(&self.encryption_keys),
             "STORAGE" => &self.storage,
             "STORAGE_DIR" => &self.storage_dir,
             "S3_ENDPOINT" => &self.s3_endpoint,
@@ -447,11 +503,55 @@ impl ServerSettings {
             check.var("VIDEDIT_WORK_DIR").map_or_else(|| std::env::temp_dir().join("videdit-work"), PathBuf::from);
         let webhook_policy =
             videdit_webhooks::UrlPolicy { allow_loopback: check.bool("WEBHOOKS_ALLOW_LOOPBACK", false) };
+        let whisper_stderr = check.bool("VIDEDIT_WHISPER_STDERR", false);
+        let keyring = Self::keyring(&mut check);
         if check.errors.is_empty() {
-            Ok(Self { bind, auth, limits, metrics_token, health_addr, work_dir, webhook_policy })
+            Ok(Self {
+                bind,
+                auth,
+                limits,
+                metrics_token,
+                health_addr,
+                work_dir,
+                webhook_policy,
+                keyring,
+                whisper_stderr,
+            })
         } else {
             Err(check.errors)
         }
+    }
+
+    /// `ENCRYPTION_KEYS`, required in production (where the public
+    /// development key is refused).
+    fn keyring(check: &mut Check<'_>) -> std::sync::Arc<Keyring> {
+        let production = Self::production(check);
+        let ring = match check.var("ENCRYPTION_KEYS") {
+            Some(v) => match Keyring::parse(&v) {
+                Ok(ring) if production && ring.key_ids().any(|id| id == videdit_core::sealed::DEVELOPMENT_KEY_ID) => {
+                    check.err("ENCRYPTION_KEYS", "the key id `dev` is refused when VIDEDIT_ENV=production");
+                    ring
+                }
+                Ok(ring) => ring,
+                Err(e) => {
+                    check.err("ENCRYPTION_KEYS", e.to_string());
+                    Keyring::development()
+                }
+            },
+            None if production => {
+                check.err("ENCRYPTION_KEYS", "is required when VIDEDIT_ENV=production (id:base64 of 32 random bytes)");
+                Keyring::development()
+            }
+            None => Keyring::development(),
+        };
+        std::sync::Arc::new(ring)
+    }
+
+    /// Whether the environment is production, with the core configuration's
+    /// precedence: VIDEDIT_ENV, then NODE_ENV.
+    fn production(check: &Check<'_>) -> bool {
+        let environment = check.var("VIDEDIT_ENV").or_else(|| check.var("NODE_ENV"));
+        environment.as_deref().and_then(Environment::parse) == Some(Environment::Production)
     }
 
     fn auth(check: &mut Check<'_>, bind: SocketAddr) -> AuthSettings {
@@ -461,9 +561,7 @@ impl ServerSettings {
                     check
                         .err("AUTH_MODE", format!("insecure-dev refuses to start on {bind}: bind to 127.0.0.1 or ::1"));
                 }
-                // The same precedence as the core configuration: VIDEDIT_ENV, then NODE_ENV.
-                let environment = check.var("VIDEDIT_ENV").or_else(|| check.var("NODE_ENV"));
-                if environment.as_deref().and_then(Environment::parse) == Some(Environment::Production) {
+                if Self::production(check) {
                     check.err("AUTH_MODE", "insecure-dev is refused when VIDEDIT_ENV=production");
                 }
                 AuthSettings::InsecureDev
@@ -528,6 +626,29 @@ mod tests {
     }
 
     const ISSUER: (&str, &str) = ("CLERK_ISSUER", "https://example.clerk.accounts.dev");
+    const KEYS: (&str, &str) = ("ENCRYPTION_KEYS", "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+
+    #[test]
+    fn encryption_keys_are_required_in_production_and_the_development_key_refused_there() {
+        let ids = |s: &ServerSettings| s.keyring.key_ids().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(ids(&server(Command::Worker, &[]).unwrap()), ["dev"], "development falls back to the public key");
+        let prod = ("VIDEDIT_ENV", "production");
+        let errors = server(Command::Worker, &[prod]).unwrap_err();
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["ENCRYPTION_KEYS: is required when VIDEDIT_ENV=production (id:base64 of 32 random bytes)"]
+        );
+        let two = (
+            "ENCRYPTION_KEYS",
+            "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=, k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        );
+        assert_eq!(ids(&server(Command::Worker, &[prod, two]).unwrap()), ["k2", "k1"]);
+        let dev_id = ("ENCRYPTION_KEYS", "dev:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+        let e = server(Command::Worker, &[prod, dev_id]).unwrap_err();
+        assert_eq!(e[0].to_string(), "ENCRYPTION_KEYS: the key id `dev` is refused when VIDEDIT_ENV=production");
+        let bad = server(Command::Worker, &[("ENCRYPTION_KEYS", "k:c2hvcnQ=")]).unwrap_err();
+        assert_eq!(bad[0].to_string(), "ENCRYPTION_KEYS: key `k` must be 32 bytes, not 5");
+    }
 
     #[test]
     fn every_flag_reaches_validation_under_its_variable() {
@@ -621,12 +742,13 @@ mod tests {
         let dev = [("AUTH_MODE", "insecure-dev")];
         assert!(matches!(server(Command::Serve, &dev).unwrap().auth, Some(AuthSettings::InsecureDev)));
         for production in [("VIDEDIT_ENV", "production"), ("NODE_ENV", "prod")] {
-            let errors = server(Command::Serve, &[dev[0], production]).unwrap_err();
+            let errors = server(Command::Serve, &[dev[0], production, KEYS]).unwrap_err();
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert_eq!(errors[0].to_string(), "AUTH_MODE: insecure-dev is refused when VIDEDIT_ENV=production");
         }
         let errors =
-            server(Command::Serve, &[dev[0], ("BIND_ADDR", "0.0.0.0:80"), ("VIDEDIT_ENV", "production")]).unwrap_err();
+            server(Command::Serve, &[dev[0], ("BIND_ADDR", "0.0.0.0:80"), ("VIDEDIT_ENV", "production"), KEYS])
+                .unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
         let e = &server(Command::Serve, &[("AUTH_MODE", "basic")]).unwrap_err()[0];
         assert_eq!(e.to_string(), "AUTH_MODE: \"basic\" is not one of clerk, insecure-dev");

@@ -60,15 +60,24 @@ fn process_reports_bad_input_in_one_line() {
     assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none(), "nothing written");
 }
 
+/// The test model in CTranslate2 form (`scripts/fetch-test-model.sh`).
+fn ct2() -> String {
+    std::env::var("VIDEDIT_TEST_CT2_TINY_EN").expect("run: eval \"$(scripts/fetch-test-model.sh --print-env)\"")
+}
+
+/// `videdit models import` of the test model as `tiny.en`, q8_0 weights,
+/// into `models`; returns the imported file's path as printed.
+fn import_tiny_en_q8(models: &std::path::Path) -> String {
+    let out = videdit(&["models", "import", &ct2(), "--name", "tiny.en", "--weights", "q8_0"], models);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn models_import_lists_and_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
-    let ct2 =
-        std::env::var("VIDEDIT_TEST_CT2_TINY_EN").expect("run: eval \"$(scripts/fetch-test-model.sh --print-env)\"");
-    let out = videdit(&["models", "import", &ct2, "--name", "tiny.en", "--weights", "q8_0"], &models);
-    assert!(out.status.success(), "{out:?}");
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let path = import_tiny_en_q8(&models);
     assert!(path.ends_with("ggml-tiny.en-q8_0.bin"), "{path}");
     let list = videdit(&["models", "list"], &models);
     assert!(String::from_utf8_lossy(&list.stdout).contains("tiny.en-q8_0"), "{list:?}");
@@ -76,7 +85,7 @@ fn models_import_lists_and_resolves() {
     assert_eq!(String::from_utf8_lossy(&resolved.stdout).trim(), path);
     let err = one_line_error(&videdit(&["models", "import", "/nonexistent", "--name", "x"], &models));
     assert!(err.contains("model"), "{err}");
-    let err = one_line_error(&videdit(&["models", "import", &ct2, "--name", "../evil"], &models));
+    let err = one_line_error(&videdit(&["models", "import", &ct2(), "--name", "../evil"], &models));
     assert!(err.contains("invalid model name"), "{err}");
 }
 
@@ -118,6 +127,7 @@ fn serve_help_lists_every_setting_with_its_variable_and_default() {
         ("TIGRIS_SECRET_ACCESS_KEY", "tigris-hunter2"),
         ("STORAGE_SIGNING_KEY", "signing-hunter2-signing-hunter2-signing"),
         ("DATABASE_URL", "postgresql://u:db-hunter2@db/app"),
+        ("ENCRYPTION_KEYS", "k1:keys-hunter2"),
     ];
     let out = Command::new(env!("CARGO_BIN_EXE_videdit"))
         .args(["serve", "--help"])
@@ -128,46 +138,8 @@ fn serve_help_lists_every_setting_with_its_variable_and_default() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let help = String::from_utf8(out.stdout).unwrap();
-    // Each setting with its variable (`[env: NAME=value]`, or `[env: NAME]` for secrets).
-    for var in [
-        "DATABASE_URL",
-        "STORAGE",
-        "STORAGE_DIR",
-        "S3_ENDPOINT",
-        "S3_BUCKET",
-        "S3_ACCESS_KEY_ID",
-        "S3_SECRET_ACCESS_KEY",
-        "S3_REGION",
-        "S3_FORCE_PATH_STYLE",
-        "STORAGE_SIGNING_KEY",
-        "PUBLIC_URL",
-        "JOB_CONCURRENCY",
-        "POLL_INTERVAL_MS",
-        "FFMPEG_BINARY",
-        "WHISPER_MODEL",
-        "VIDEDIT_MODEL_DIR",
-        "VIDEDIT_ENV",
-        "BIND_ADDR",
-        "AUTH_MODE",
-        "CLERK_ISSUER",
-        "CLERK_JWKS_URL",
-        "CLERK_AUDIENCE",
-        "CLERK_AUTHORIZED_PARTIES",
-        "METRICS_TOKEN",
-        "HEALTH_ADDR",
-        "LIMIT_UPLOAD_BYTES",
-        "LIMIT_DURATION_SECONDS",
-        "LIMIT_REQUESTS_PER_SECOND",
-        "VIDEDIT_WORK_DIR",
-        "WEBHOOKS_ALLOW_LOOPBACK",
-    ] {
-        assert!(
-            help.contains(&format!("[env: {var}=")) || help.contains(&format!("[env: {var}]")),
-            "{var} is missing:\n{help}"
-        );
-    }
-    // Aliases, in the help of the setting they stand for.
-    for alias in [
+    // Aliases are named in the help of the setting they stand for.
+    let aliases = [
         "NODE_ENV",
         "TIGRIS_ENDPOINT",
         "TIGRIS_ENDPOINT_URL",
@@ -182,8 +154,34 @@ fn serve_help_lists_every_setting_with_its_variable_and_default() {
         "TIGRIS_REGION",
         "AWS_REGION",
         "TIGRIS_FORCE_PATH_STYLE",
-    ] {
+    ];
+    for alias in aliases {
         assert!(help.contains(alias), "{alias} is missing:\n{help}");
+    }
+    // Every other setting with its variable (`[env: NAME=value]`, or
+    // `[env: NAME]` for secrets): the core's and the server's.
+    let server = [
+        "BIND_ADDR",
+        "AUTH_MODE",
+        "CLERK_ISSUER",
+        "CLERK_JWKS_URL",
+        "CLERK_AUDIENCE",
+        "CLERK_AUTHORIZED_PARTIES",
+        "METRICS_TOKEN",
+        "HEALTH_ADDR",
+        "LIMIT_UPLOAD_BYTES",
+        "LIMIT_DURATION_SECONDS",
+        "LIMIT_REQUESTS_PER_SECOND",
+        "VIDEDIT_WORK_DIR",
+        "WEBHOOKS_ALLOW_LOOPBACK",
+        "ENCRYPTION_KEYS",
+        "VIDEDIT_WHISPER_STDERR",
+    ];
+    for var in videdit_core::config::VARIABLES.iter().chain(&server).filter(|v| !aliases.contains(v)) {
+        assert!(
+            help.contains(&format!("[env: {var}=")) || help.contains(&format!("[env: {var}]")),
+            "{var} is missing:\n{help}"
+        );
     }
     for default in ["[default: 127.0.0.1:8080]", "[default: 0.0.0.0:8081]", "[default: tiny.en]", "[default: 1]"] {
         assert!(help.contains(default), "{default} is missing:\n{help}");
@@ -201,6 +199,7 @@ fn insecure_dev_auth_is_refused_in_production() {
             ("BIND_ADDR", "127.0.0.1:18080"),
             ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"),
             ("STORAGE", "local"),
+            ("ENCRYPTION_KEYS", "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="),
             production,
         ]);
         assert_eq!(
@@ -245,11 +244,7 @@ fn the_default_model_name_finds_the_imported_q8_0_weights() {
     // What scripts/demo does: import tiny.en as q8_0; the README then says `--model tiny.en`.
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
-    let ct2 =
-        std::env::var("VIDEDIT_TEST_CT2_TINY_EN").expect("run: eval \"$(scripts/fetch-test-model.sh --print-env)\"");
-    let out = videdit(&["models", "import", &ct2, "--name", "tiny.en", "--weights", "q8_0"], &models);
-    assert!(out.status.success(), "{out:?}");
-    let q8 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let q8 = import_tiny_en_q8(&models);
     for args in [&["models", "path"][..], &["models", "path", "tiny.en"]] {
         let out = videdit(args, &models);
         assert!(out.status.success(), "{args:?}: {out:?}");
@@ -269,7 +264,7 @@ fn the_default_model_name_finds_the_imported_q8_0_weights() {
     }
 
     // A plain f16 import is preferred when both are installed: it is the name asked for.
-    let out = videdit(&["models", "import", &ct2, "--name", "tiny.en"], &models);
+    let out = videdit(&["models", "import", &ct2(), "--name", "tiny.en"], &models);
     assert!(out.status.success(), "{out:?}");
     let f16 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(f16.ends_with("ggml-tiny.en.bin"), "{f16}");

@@ -16,6 +16,7 @@
 //! | [`uploads`] | create, complete and abort an upload; clean up abandoned ones |
 //! | [`stages`] | start a stage with options; enter, advance and fail a video |
 //! | [`renders`] | begin a render, finish it (the fan-in), fail it |
+//! | [`failures`] | a failed media job: retry it, or fail its video or short |
 //! | [`recipes`] | edit a recipe (the one validation, shared with the renderer) |
 //! | [`videos`] | delete a video |
 //! | [`events`] | record and list domain events |
@@ -33,6 +34,7 @@
 
 mod error;
 pub mod events;
+pub mod failures;
 pub mod jobs;
 pub mod recipes;
 pub mod renders;

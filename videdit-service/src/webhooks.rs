@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use videdit_core::db::{self, Delivery, PendingDelivery, WebhookEndpoint, WebhookUpdate};
 use videdit_core::event::{Event, EventType};
+use videdit_core::sealed::{self, Keyring};
 use videdit_core::{DeliveryId, ErrorCode, OrgId, WebhookId};
 use videdit_webhooks::{Outcome, Sender, UrlPolicy, WebhookSecret};
 
@@ -49,14 +50,40 @@ fn check_description(d: &str) -> Result<()> {
     Ok(())
 }
 
+/// The associated data a stored secret is sealed with: a sealed secret
+/// copied into another organisation's endpoint does not open there.
+fn secret_context(org: OrgId) -> String {
+    format!("webhook_endpoint:{org}:secret")
+}
+
+/// A signing secret as stored: sealed with the keyring's sealing key.
+fn seal(keys: &Keyring, org: OrgId, secret: &WebhookSecret) -> String {
+    keys.seal(secret.expose().as_bytes(), &secret_context(org))
+}
+
+/// A stored signing secret, opened. A value stored in the clear before
+/// secrets were sealed (it starts with `whsec_`) is still read, so such an
+/// endpoint keeps working until its next rotation.
+fn unseal(keys: &Keyring, org: OrgId, stored: &str) -> Result<WebhookSecret> {
+    let bad = |why: String| Error::new(ErrorCode::Internal, format!("a stored webhook secret does not open: {why}"));
+    let plain = if sealed::is_sealed(stored) {
+        keys.open_str(stored, &secret_context(org)).map_err(|e| bad(e.to_string()))?.expose().clone()
+    } else {
+        stored.to_owned()
+    };
+    WebhookSecret::parse(&plain).map_err(|_| bad("not a whsec_ secret".into()))
+}
+
 /// Creates an endpoint after checking its URL against the SSRF policy.
-/// Returns the endpoint and its secret, which is shown this once.
+/// Returns the endpoint and its secret, which is shown this once; the
+/// secret is stored sealed with `keys`.
 ///
 /// # Errors
 /// `webhook_url_refused`; `invalid_request` for an unknown event type, a
 /// long description or too many endpoints.
 pub async fn create(
     pool: &PgPool,
+    keys: &Keyring,
     policy: UrlPolicy,
     org: OrgId,
     input: &EndpointInput,
@@ -68,8 +95,8 @@ pub async fn create(
         return Err(Error::invalid(format!("an organization has at most {MAX_ENDPOINTS} webhook endpoints")));
     }
     let secret = WebhookSecret::generate();
-    let endpoint =
-        db::insert_webhook(pool, org, &input.url, &input.description, &input.event_types, secret.expose()).await?;
+    let stored = seal(keys, org, &secret);
+    let endpoint = db::insert_webhook(pool, org, &input.url, &input.description, &input.event_types, &stored).await?;
     Ok((endpoint, secret))
 }
 
@@ -101,10 +128,15 @@ pub async fn update(
 ///
 /// # Errors
 /// `webhook_not_found`.
-pub async fn rotate_secret(pool: &PgPool, org: OrgId, id: WebhookId) -> Result<(WebhookEndpoint, WebhookSecret)> {
+pub async fn rotate_secret(
+    pool: &PgPool,
+    keys: &Keyring,
+    org: OrgId,
+    id: WebhookId,
+) -> Result<(WebhookEndpoint, WebhookSecret)> {
     let secret = WebhookSecret::generate();
     let until = OffsetDateTime::now_utc() + ROTATION_OVERLAP;
-    let endpoint = db::rotate_webhook_secret(pool, org, id, secret.expose(), until).await?;
+    let endpoint = db::rotate_webhook_secret(pool, org, id, &seal(keys, org, &secret), until).await?;
     Ok((endpoint, secret))
 }
 
@@ -168,13 +200,12 @@ pub enum Step {
 
 /// The secrets that sign now: the current one, and the previous one while
 /// its overlap lasts.
-fn signing_secrets(endpoint: &WebhookEndpoint, now: OffsetDateTime) -> Result<Vec<WebhookSecret>> {
-    let bad = |_| Error::new(ErrorCode::Internal, "a stored webhook secret is malformed");
-    let mut out = vec![WebhookSecret::parse(&endpoint.secret).map_err(bad)?];
+fn signing_secrets(keys: &Keyring, endpoint: &WebhookEndpoint, now: OffsetDateTime) -> Result<Vec<WebhookSecret>> {
+    let mut out = vec![unseal(keys, endpoint.org_id, &endpoint.secret)?];
     if let (Some(prev), Some(until)) = (&endpoint.previous_secret, endpoint.previous_expires_at)
         && until > now
     {
-        out.push(WebhookSecret::parse(prev).map_err(bad)?);
+        out.push(unseal(keys, endpoint.org_id, prev)?);
     }
     Ok(out)
 }
@@ -186,7 +217,7 @@ fn signing_secrets(endpoint: &WebhookEndpoint, now: OffsetDateTime) -> Result<Ve
 ///
 /// # Errors
 /// Database failures (the job retries).
-pub async fn attempt(pool: &PgPool, sender: &Sender, org: OrgId, id: DeliveryId) -> Result<Step> {
+pub async fn attempt(pool: &PgPool, sender: &Sender, keys: &Keyring, org: OrgId, id: DeliveryId) -> Result<Step> {
     let delivery = match db::get_delivery(pool, org, id).await {
         Ok(d) => d,
         Err(e) if e.code() == ErrorCode::NotFound => return Ok(Step::Done), // its endpoint was deleted
@@ -207,7 +238,7 @@ pub async fn attempt(pool: &PgPool, sender: &Sender, org: OrgId, id: DeliveryId)
     let event = db::get_event(pool, org, delivery.event_id).await?;
     let body = serde_json::to_vec(&event.envelope()).expect("events serialise");
     let now = OffsetDateTime::now_utc();
-    let secrets = signing_secrets(&endpoint, now)?;
+    let secrets = signing_secrets(keys, &endpoint, now)?;
     let refs: Vec<&WebhookSecret> = secrets.iter().collect();
     let sent = sender.send(&endpoint.url, &event.id.to_string(), now.unix_timestamp(), &body, &refs).await;
     let latency = i32::try_from(sent.latency.as_millis()).unwrap_or(i32::MAX);

@@ -1,7 +1,11 @@
 //! The event outbox and outbound webhook endpoints and deliveries.
 
+use std::convert::identity;
+
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
+
+use super::{delete_org_row, org_row};
 
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -135,13 +139,10 @@ pub async fn list_events(
 /// # Errors
 /// `not_found`.
 pub async fn get_event(db: impl PgExecutor<'_>, org: OrgId, id: EventId) -> Result<Event> {
-    let row: Option<EventRow> =
-        sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM videdit.events WHERE org_id = $1 AND id = $2"))
-            .bind(org)
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    row.map(Event::from).ok_or_else(|| Error::not_found(ErrorCode::NotFound, format!("event {id}")))
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM videdit.events WHERE org_id = $1 AND id = $2");
+    let not_found = |id: EventId| Error::not_found(ErrorCode::NotFound, format!("event {id}"));
+    let row: EventRow = org_row(db, &sql, org, id, not_found, identity).await?;
+    Ok(Event::from(row))
 }
 
 /// A webhook endpoint.
@@ -226,14 +227,8 @@ pub async fn list_webhooks(db: impl PgExecutor<'_>, org: OrgId) -> Result<Vec<We
 /// # Errors
 /// `webhook_not_found`.
 pub async fn get_webhook(db: impl PgExecutor<'_>, org: OrgId, id: WebhookId) -> Result<WebhookEndpoint> {
-    let row: Option<WebhookEndpoint> = sqlx::query_as(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM videdit.webhook_endpoints WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| endpoint_not_found(id))
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM videdit.webhook_endpoints WHERE org_id = $1 AND id = $2");
+    org_row(db, &sql, org, id, endpoint_not_found, identity).await
 }
 
 /// What an update changes (`None`: unchanged).
@@ -259,7 +254,7 @@ pub async fn update_webhook(
     id: WebhookId,
     u: &WebhookUpdate,
 ) -> Result<WebhookEndpoint> {
-    let row: Option<WebhookEndpoint> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.webhook_endpoints SET
              url = COALESCE($3, url), description = COALESCE($4, description),
              event_types = COALESCE($5, event_types), enabled = COALESCE($6, enabled),
@@ -267,16 +262,11 @@ pub async fn update_webhook(
              failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
              updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(&u.url)
-    .bind(&u.description)
-    .bind(&u.event_types)
-    .bind(u.enabled)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| endpoint_not_found(id))
+    );
+    org_row(db, &sql, org, id, endpoint_not_found, |q| {
+        q.bind(&u.url).bind(&u.description).bind(&u.event_types).bind(u.enabled)
+    })
+    .await
 }
 
 /// Deletes an endpoint and its deliveries.
@@ -284,15 +274,7 @@ pub async fn update_webhook(
 /// # Errors
 /// `webhook_not_found`.
 pub async fn delete_webhook(db: impl PgExecutor<'_>, org: OrgId, id: WebhookId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM videdit.webhook_endpoints WHERE org_id = $1 AND id = $2")
-        .bind(org)
-        .bind(id)
-        .execute(db)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(endpoint_not_found(id));
-    }
-    Ok(())
+    delete_org_row(db, "videdit.webhook_endpoints", org, id, endpoint_not_found).await
 }
 
 /// Replaces the secret; the old one keeps signing until `previous_until`.
@@ -306,18 +288,12 @@ pub async fn rotate_webhook_secret(
     secret: &str,
     previous_until: OffsetDateTime,
 ) -> Result<WebhookEndpoint> {
-    let row: Option<WebhookEndpoint> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.webhook_endpoints SET previous_secret = secret, previous_expires_at = $4, secret = $3,
              updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(secret)
-    .bind(previous_until)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| endpoint_not_found(id))
+    );
+    org_row(db, &sql, org, id, endpoint_not_found, |q| q.bind(secret).bind(previous_until)).await
 }
 
 /// Disables an endpoint with a reason. Returns whether it was enabled.
@@ -403,14 +379,8 @@ fn delivery_not_found(id: DeliveryId) -> Error {
 /// # Errors
 /// `not_found`.
 pub async fn get_delivery(db: impl PgExecutor<'_>, org: OrgId, id: DeliveryId) -> Result<Delivery> {
-    let row: Option<Delivery> = sqlx::query_as(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM videdit.webhook_deliveries WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| delivery_not_found(id))
+    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM videdit.webhook_deliveries WHERE org_id = $1 AND id = $2");
+    org_row(db, &sql, org, id, delivery_not_found, identity).await
 }
 
 /// An endpoint's deliveries, newest first.
@@ -447,21 +417,16 @@ pub async fn record_attempt(
     latency_ms: i32,
     error: Option<&str>,
 ) -> Result<Delivery> {
-    let row: Option<Delivery> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.webhook_deliveries SET status = $3, attempts = attempts + 1, response_status = $4,
              latency_ms = $5, last_error = $6, updated_at = now(),
              delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
          WHERE org_id = $1 AND id = $2 RETURNING {DELIVERY_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(status)
-    .bind(response_status.map(i32::from))
-    .bind(latency_ms)
-    .bind(error)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| delivery_not_found(id))
+    );
+    org_row(db, &sql, org, id, delivery_not_found, |q| {
+        q.bind(status).bind(response_status.map(i32::from)).bind(latency_ms).bind(error)
+    })
+    .await
 }
 
 /// Puts a finished delivery back to pending (a replay), keeping its history.
@@ -469,13 +434,9 @@ pub async fn record_attempt(
 /// # Errors
 /// `not_found`.
 pub async fn reset_delivery(db: impl PgExecutor<'_>, org: OrgId, id: DeliveryId) -> Result<Delivery> {
-    let row: Option<Delivery> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.webhook_deliveries SET status = 'pending', attempts = 0, updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING {DELIVERY_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| delivery_not_found(id))
+    );
+    org_row(db, &sql, org, id, delivery_not_found, identity).await
 }

@@ -19,7 +19,8 @@ mod transcripts;
 mod uploads;
 mod videos;
 
-use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
+use sqlx::{Connection, Encode, FromRow, PgExecutor, PgPool, Postgres, Type};
 use std::time::Duration;
 
 pub use events::{
@@ -46,7 +47,8 @@ pub use videos::{
     list_videos, lock_video, put_asset, rename_video, request_analysis, set_video_status, transition_video,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::id::OrgId;
 
 /// The schema of the core tables.
 pub const SCHEMA: &str = "videdit";
@@ -94,4 +96,45 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     .await;
     let _ = conn.close().await;
     result
+}
+
+/// A statement whose rows decode as `R`.
+type Query<'q, R> = sqlx::query::QueryAs<'q, Postgres, R, PgArguments>;
+
+/// The row with `id` in the organisation that `sql` reads or changes: `$1`
+/// is the organisation, `$2` the id, and `bind` binds the parameters after
+/// them. No row (none with that id in this organisation) is `not_found(id)`.
+async fn org_row<'q, R, I>(
+    db: impl PgExecutor<'_>,
+    sql: &'q str,
+    org: OrgId,
+    id: I,
+    not_found: fn(I) -> Error,
+    bind: impl FnOnce(Query<'q, R>) -> Query<'q, R>,
+) -> Result<R>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    I: Copy + Encode<'q, Postgres> + Type<Postgres> + Send + 'q,
+{
+    bind(sqlx::query_as(sql).bind(org).bind(id)).fetch_optional(db).await?.ok_or_else(|| not_found(id))
+}
+
+/// Deletes the row with `id` from the organisation's rows in `table`; no
+/// such row is `not_found(id)`.
+async fn delete_org_row<I>(
+    db: impl PgExecutor<'_>,
+    table: &'static str,
+    org: OrgId,
+    id: I,
+    not_found: fn(I) -> Error,
+) -> Result<()>
+where
+    I: Copy + for<'q> Encode<'q, Postgres> + Type<Postgres> + Send,
+{
+    let sql = format!("DELETE FROM {table} WHERE org_id = $1 AND id = $2");
+    let done = sqlx::query(&sql).bind(org).bind(id).execute(db).await?;
+    if done.rows_affected() == 0 {
+        return Err(not_found(id));
+    }
+    Ok(())
 }

@@ -1,6 +1,10 @@
 //! Shorts of a video.
 
+use std::convert::identity;
+
 use sqlx::{FromRow, PgConnection, PgExecutor};
+
+use super::org_row;
 
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -147,13 +151,9 @@ pub async fn list_shorts(db: impl PgExecutor<'_>, org: OrgId, video: VideoId) ->
 /// # Errors
 /// `short_not_found` when it is not in this organisation.
 pub async fn get_short(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Result<Short> {
-    let row: Option<ShortRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM videdit.shorts WHERE org_id = $1 AND id = $2"))
-            .bind(org)
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    row.ok_or_else(|| short_not_found(id))?.into_short()
+    let sql = format!("SELECT {COLUMNS} FROM videdit.shorts WHERE org_id = $1 AND id = $2");
+    let row: ShortRow = org_row(db, &sql, org, id, short_not_found, identity).await?;
+    row.into_short()
 }
 
 /// Sets a short's status.
@@ -161,15 +161,11 @@ pub async fn get_short(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Resu
 /// # Errors
 /// `short_not_found`.
 pub async fn set_short_status(db: impl PgExecutor<'_>, org: OrgId, id: ShortId, status: ShortStatus) -> Result<Short> {
-    let row: Option<ShortRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.shorts SET status = $3, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(status.as_str())
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| short_not_found(id))?.into_short()
+    );
+    let row: ShortRow = org_row(db, &sql, org, id, short_not_found, |q| q.bind(status.as_str())).await?;
+    row.into_short()
 }
 
 /// Marks a short ready with its output keys.
@@ -182,18 +178,15 @@ pub async fn set_short_outputs(
     id: ShortId,
     outputs: &ShortOutputs,
 ) -> Result<Short> {
-    let row: Option<ShortRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.shorts SET status = 'ready', video_key = $3, thumbnail_key = $4, recipe_key = $5, updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(outputs.video.as_str())
-    .bind(outputs.thumbnail.as_str())
-    .bind(outputs.recipe.as_str())
-    .fetch_optional(db)
+    );
+    let row: ShortRow = org_row(db, &sql, org, id, short_not_found, |q| {
+        q.bind(outputs.video.as_str()).bind(outputs.thumbnail.as_str()).bind(outputs.recipe.as_str())
+    })
     .await?;
-    row.ok_or_else(|| short_not_found(id))?.into_short()
+    row.into_short()
 }
 
 /// Records a user's edit of a short (its range and title, from an edited
@@ -208,18 +201,13 @@ pub async fn edit_short(
     range: TimeRange,
     title: &str,
 ) -> Result<Short> {
-    let row: Option<ShortRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.shorts SET start_seconds = $3, end_seconds = $4, title = $5, status = 'pending', updated_at = now()
          WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(range.start())
-    .bind(range.end())
-    .bind(title)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| short_not_found(id))?.into_short()
+    );
+    let row: ShortRow =
+        org_row(db, &sql, org, id, short_not_found, |q| q.bind(range.start()).bind(range.end()).bind(title)).await?;
+    row.into_short()
 }
 
 /// Bumps a short's recipe revision (an edit was saved) and returns it.
@@ -227,15 +215,10 @@ pub async fn edit_short(
 /// # Errors
 /// `short_not_found`.
 pub async fn bump_recipe_revision(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Result<i32> {
-    sqlx::query_scalar(
-        "UPDATE videdit.shorts SET recipe_revision = recipe_revision + 1, updated_at = now()
-         WHERE org_id = $1 AND id = $2 RETURNING recipe_revision",
-    )
-    .bind(org)
-    .bind(id)
-    .fetch_optional(db)
-    .await?
-    .ok_or_else(|| Error::not_found(ErrorCode::ShortNotFound, format!("short {id}")))
+    let sql = "UPDATE videdit.shorts SET recipe_revision = recipe_revision + 1, updated_at = now()
+         WHERE org_id = $1 AND id = $2 RETURNING recipe_revision";
+    let (revision,) = org_row(db, sql, org, id, short_not_found, identity).await?;
+    Ok(revision)
 }
 
 /// A short's recipe revision.
@@ -243,10 +226,7 @@ pub async fn bump_recipe_revision(db: impl PgExecutor<'_>, org: OrgId, id: Short
 /// # Errors
 /// `short_not_found`.
 pub async fn recipe_revision(db: impl PgExecutor<'_>, org: OrgId, id: ShortId) -> Result<i32> {
-    sqlx::query_scalar("SELECT recipe_revision FROM videdit.shorts WHERE org_id = $1 AND id = $2")
-        .bind(org)
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| Error::not_found(ErrorCode::ShortNotFound, format!("short {id}")))
+    let sql = "SELECT recipe_revision FROM videdit.shorts WHERE org_id = $1 AND id = $2";
+    let (revision,) = org_row(db, sql, org, id, short_not_found, identity).await?;
+    Ok(revision)
 }

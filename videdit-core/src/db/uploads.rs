@@ -1,41 +1,28 @@
 //! Upload sessions: what a client was allowed to upload, so completion can
 //! be checked and abandoned uploads cleaned up.
 
+use std::convert::identity;
+
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 
+use super::org_row;
+
 use crate::error::{Error, Result};
-use crate::error_code::ErrorCode;
+use crate::error_code::{ErrorCode, stable_names};
 use crate::id::{OrgId, UploadId, VideoId};
 use crate::storage::ObjectKey;
 
-/// Where an upload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadState {
-    /// Waiting for the client.
-    Pending,
-    /// Completed and handed to processing.
-    Completed,
-    /// Aborted by the client or the cleanup job.
-    Aborted,
-}
-
-impl UploadState {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Completed => "completed",
-            Self::Aborted => "aborted",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(Self::Pending),
-            "completed" => Some(Self::Completed),
-            "aborted" => Some(Self::Aborted),
-            _ => None,
-        }
+stable_names! {
+    /// Where an upload is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum UploadState {
+        /// Waiting for the client.
+        Pending => "pending",
+        /// Completed and handed to processing.
+        Completed => "completed",
+        /// Aborted by the client or the cleanup job.
+        Aborted => "aborted",
     }
 }
 
@@ -167,13 +154,9 @@ pub async fn insert_upload(db: impl PgExecutor<'_>, org: OrgId, new: &NewUpload)
 /// # Errors
 /// `upload_not_found`.
 pub async fn get_upload(db: impl PgExecutor<'_>, org: OrgId, id: UploadId) -> Result<Upload> {
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM videdit.uploads WHERE org_id = $1 AND id = $2"))
-            .bind(org)
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    row.ok_or_else(|| upload_not_found(id))?.into_upload()
+    let sql = format!("SELECT {COLUMNS} FROM videdit.uploads WHERE org_id = $1 AND id = $2");
+    let row: Row = org_row(db, &sql, org, id, upload_not_found, identity).await?;
+    row.into_upload()
 }
 
 /// Moves a pending upload to `completed` or `aborted`. Exactly one caller
@@ -185,20 +168,13 @@ pub async fn finish_upload(db: impl PgExecutor<'_>, org: OrgId, id: UploadId, to
     if to == UploadState::Pending {
         return Err(Error::InvalidRequest("an upload cannot go back to pending".into()));
     }
-    let row: Option<(Row, bool)> = sqlx::query_as::<_, Row>(&format!(
+    let sql = format!(
         "UPDATE videdit.uploads SET state = $3, finished_at = now()
          WHERE org_id = $1 AND id = $2 AND state = 'pending' RETURNING {COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(to.as_str())
-    .fetch_optional(db)
-    .await?
-    .map(|r| (r, true));
-    match row {
-        Some((r, _)) => r.into_upload(),
-        None => Err(Error::InvalidState(format!("upload {id} is not pending (or does not exist)"))),
-    }
+    );
+    let not_pending = |id: UploadId| Error::InvalidState(format!("upload {id} is not pending (or does not exist)"));
+    let row: Row = org_row(db, &sql, org, id, not_pending, |q| q.bind(to.as_str())).await?;
+    row.into_upload()
 }
 
 /// Pending uploads past their expiry, oldest first, across all

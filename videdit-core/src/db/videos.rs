@@ -1,10 +1,14 @@
 //! Videos and their media assets.
 
+use std::convert::identity;
+
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 
+use super::{delete_org_row, org_row};
+
 use crate::error::{Error, Result};
-use crate::error_code::ErrorCode;
+use crate::error_code::{ErrorCode, stable_names};
 use crate::id::{OrgId, UserId, VideoId};
 use crate::storage::ObjectKey;
 use crate::video::{Video, VideoStatus};
@@ -48,27 +52,18 @@ pub struct Page<T> {
     pub next_cursor: Option<VideoId>,
 }
 
-/// Kinds of stored files that belong to a video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssetKind {
-    /// The uploaded source.
-    Source,
-    /// Extracted audio.
-    Audio,
-    /// Transcript JSON.
-    Transcript,
-    /// A thumbnail of the whole video.
-    Thumbnail,
-}
-
-impl AssetKind {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::Source => "source",
-            Self::Audio => "audio",
-            Self::Transcript => "transcript",
-            Self::Thumbnail => "thumbnail",
-        }
+stable_names! {
+    /// Kinds of stored files that belong to a video.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum AssetKind {
+        /// The uploaded source.
+        Source => "source",
+        /// Extracted audio.
+        Audio => "audio",
+        /// Transcript JSON.
+        Transcript => "transcript",
+        /// A thumbnail of the whole video.
+        Thumbnail => "thumbnail",
     }
 }
 
@@ -156,13 +151,9 @@ pub async fn insert_video(db: impl PgExecutor<'_>, org: OrgId, new: &NewVideo) -
 /// # Errors
 /// `video_not_found` when it does not exist in this organisation.
 pub async fn get_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<Video> {
-    let row: Option<VideoRow> =
-        sqlx::query_as(&format!("SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2"))
-            .bind(org)
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    row.ok_or_else(|| video_not_found(id))?.into_video()
+    let sql = format!("SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2");
+    let row: VideoRow = org_row(db, &sql, org, id, video_not_found, identity).await?;
+    row.into_video()
 }
 
 /// Locks the video row until the transaction ends (state-machine fan-in).
@@ -170,14 +161,9 @@ pub async fn get_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Resu
 /// # Errors
 /// `video_not_found` when it does not exist in this organisation.
 pub async fn lock_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<Video> {
-    let row: Option<VideoRow> = sqlx::query_as(&format!(
-        "SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2 FOR UPDATE"
-    ))
-    .bind(org)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| video_not_found(id))?.into_video()
+    let sql = format!("SELECT {VIDEO_COLUMNS} FROM videdit.videos v WHERE v.org_id = $1 AND v.id = $2 FOR UPDATE");
+    let row: VideoRow = org_row(db, &sql, org, id, video_not_found, identity).await?;
+    row.into_video()
 }
 
 /// The organisation's videos, newest first, `limit` (1..=100) per page,
@@ -235,16 +221,12 @@ pub async fn list_videos(
 /// A bad title, or `video_not_found`.
 pub async fn rename_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId, title: &str) -> Result<Video> {
     let title = check_title(title)?;
-    let row: Option<VideoRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.videos v SET title = $3, updated_at = now() WHERE v.org_id = $1 AND v.id = $2
          RETURNING {VIDEO_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(title)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| video_not_found(id))?.into_video()
+    );
+    let row: VideoRow = org_row(db, &sql, org, id, video_not_found, |q| q.bind(title)).await?;
+    row.into_video()
 }
 
 /// Sets a video's status (and, when known, its duration and size).
@@ -259,7 +241,7 @@ pub async fn set_video_status(
     duration_seconds: Option<f64>,
     size_bytes: Option<i64>,
 ) -> Result<Video> {
-    let row: Option<VideoRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.videos v
          SET state = $3, stage = $4, failure_reason = $5,
              failure_code = CASE WHEN $3 = 'failed' THEN failure_code END,
@@ -267,17 +249,16 @@ pub async fn set_video_status(
              updated_at = now()
          WHERE v.org_id = $1 AND v.id = $2
          RETURNING {VIDEO_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(status.state())
-    .bind(status.stage().map(|s| s.as_str()))
-    .bind(status.failure_reason())
-    .bind(duration_seconds)
-    .bind(size_bytes)
-    .fetch_optional(db)
+    );
+    let row: VideoRow = org_row(db, &sql, org, id, video_not_found, |q| {
+        q.bind(status.state())
+            .bind(status.stage().map(|s| s.as_str()))
+            .bind(status.failure_reason())
+            .bind(duration_seconds)
+            .bind(size_bytes)
+    })
     .await?;
-    row.ok_or_else(|| video_not_found(id))?.into_video()
+    row.into_video()
 }
 
 /// Deletes a video's rows (its shorts, transcript, uploads and assets go
@@ -286,12 +267,7 @@ pub async fn set_video_status(
 /// # Errors
 /// `video_not_found`.
 pub async fn delete_video(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<()> {
-    let done =
-        sqlx::query("DELETE FROM videdit.videos WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(db).await?;
-    if done.rows_affected() == 0 {
-        return Err(video_not_found(id));
-    }
-    Ok(())
+    delete_org_row(db, "videdit.videos", org, id, video_not_found).await
 }
 
 /// Records a stored file of a video (one per kind; replaced on re-run).
@@ -367,14 +343,10 @@ pub async fn fail_video(
 ) -> Result<Video> {
     let reason: String = reason.chars().take(1000).collect();
     transition_video(&mut *conn, org, id, &VideoStatus::Failed { reason }, None).await?;
-    let row: VideoRow = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE videdit.videos v SET failure_code = $3 WHERE org_id = $1 AND id = $2 RETURNING {VIDEO_COLUMNS}"
-    ))
-    .bind(org)
-    .bind(id)
-    .bind(code.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    );
+    let row: VideoRow = org_row(&mut *conn, &sql, org, id, video_not_found, |q| q.bind(code.as_str())).await?;
     row.into_video()
 }
 
@@ -389,16 +361,10 @@ pub async fn request_analysis(
     id: VideoId,
     options: &serde_json::Value,
 ) -> Result<i32> {
-    sqlx::query_scalar(
-        "UPDATE videdit.videos SET analyze_options = $3, analyze_revision = analyze_revision + 1
-         WHERE org_id = $1 AND id = $2 RETURNING analyze_revision",
-    )
-    .bind(org)
-    .bind(id)
-    .bind(options)
-    .fetch_optional(db)
-    .await?
-    .ok_or_else(|| video_not_found(id))
+    let sql = "UPDATE videdit.videos SET analyze_options = $3, analyze_revision = analyze_revision + 1
+         WHERE org_id = $1 AND id = $2 RETURNING analyze_revision";
+    let (revision,) = org_row(db, sql, org, id, video_not_found, |q| q.bind(options)).await?;
+    Ok(revision)
 }
 
 /// The newest analysis request: its options and revision.
@@ -406,10 +372,6 @@ pub async fn request_analysis(
 /// # Errors
 /// `video_not_found`.
 pub async fn analysis_request(db: impl PgExecutor<'_>, org: OrgId, id: VideoId) -> Result<(serde_json::Value, i32)> {
-    sqlx::query_as("SELECT analyze_options, analyze_revision FROM videdit.videos WHERE org_id = $1 AND id = $2")
-        .bind(org)
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| video_not_found(id))
+    let sql = "SELECT analyze_options, analyze_revision FROM videdit.videos WHERE org_id = $1 AND id = $2";
+    org_row(db, sql, org, id, video_not_found, identity).await
 }

@@ -80,17 +80,19 @@ mod tests {
 
     const MIB: i64 = 1024 * 1024;
 
+    /// The ETags of the recorded upload's three parts, as S3 lists them.
+    const ETAGS: [&str; 3] = [
+        "\"7778aef83f66abc1fa1e8477f296d394\"",
+        "\"aaaa18db4cc2f85cedef654fccc4a4x8\"",
+        "\"b54357faf0632cce46e942fa68356b38\"",
+    ];
+
     /// Two ListParts pages as AWS S3 returns them for a three-part upload
     /// (`IsTruncated` true after part 2, `MaxParts` 2): ETags quoted, sizes
     /// in bytes.
     fn recorded_pages() -> StoredParts {
-        let pages: [&[(i32, &str, i64)]; 2] = [
-            &[
-                (1, "\"7778aef83f66abc1fa1e8477f296d394\"", 10 * MIB),
-                (2, "\"aaaa18db4cc2f85cedef654fccc4a4x8\"", 10 * MIB),
-            ],
-            &[(3, "\"b54357faf0632cce46e942fa68356b38\"", 1234)],
-        ];
+        let pages: [&[(i32, &str, i64)]; 2] =
+            [&[(1, ETAGS[0], 10 * MIB), (2, ETAGS[1], 10 * MIB)], &[(3, ETAGS[2], 1234)]];
         let mut stored = StoredParts::default();
         for page in pages {
             for (n, etag, size) in page {
@@ -113,25 +115,18 @@ mod tests {
 
     #[test]
     fn the_right_parts_pass_with_or_without_quotes_and_in_any_case() {
-        let stored = recorded_pages();
-        let good = [
-            part(1, "7778AEF83F66ABC1FA1E8477F296D394"),
-            part(2, "\"aaaa18db4cc2f85cedef654fccc4a4x8\""),
-            part(3, " \"b54357faf0632cce46e942fa68356b38\" "),
-        ];
-        assert_eq!(stored.check(&good).ok(), Some(()));
+        let unquoted_upper = ETAGS[0].trim_matches('"').to_uppercase();
+        let padded = format!(" {} ", ETAGS[2]);
+        let good = [part(1, &unquoted_upper), part(2, ETAGS[1]), part(3, &padded)];
+        assert_eq!(recorded_pages().check(&good).ok(), Some(()));
     }
 
     #[test]
     fn each_bad_part_is_named() {
         let stored = recorded_pages();
-        let wrong_etag = [
-            part(1, "\"7778aef83f66abc1fa1e8477f296d394\""),
-            part(2, "\"0123456789abcdef0123456789abcdef\""),
-            part(3, "\"b54357faf0632cce46e942fa68356b38\""),
-        ];
+        let wrong_etag = [part(1, ETAGS[0]), part(2, "\"0123456789abcdef0123456789abcdef\""), part(3, ETAGS[2])];
         assert_eq!(refusal(&stored, &wrong_etag), "part 2 has another ETag");
-        let missing = [part(1, "\"7778aef83f66abc1fa1e8477f296d394\""), part(4, "\"whatever\"")];
+        let missing = [part(1, ETAGS[0]), part(4, "\"whatever\"")];
         assert_eq!(refusal(&stored, &missing), "part 4 was not uploaded");
         // Part 3 (1234 bytes) may only come last.
         let mut small = StoredParts::default();
@@ -142,11 +137,9 @@ mod tests {
             "part 1 is smaller than 5 MiB and is not the last part"
         );
         assert_eq!(refusal(&stored, &[]), "a multipart upload needs at least one part");
-        let unordered =
-            [part(2, "\"aaaa18db4cc2f85cedef654fccc4a4x8\""), part(1, "\"7778aef83f66abc1fa1e8477f296d394\"")];
+        let unordered = [part(2, ETAGS[1]), part(1, ETAGS[0])];
         assert_eq!(refusal(&stored, &unordered), "parts must be listed once each, in ascending order");
-        let repeated =
-            [part(1, "\"7778aef83f66abc1fa1e8477f296d394\""), part(1, "\"7778aef83f66abc1fa1e8477f296d394\"")];
+        let repeated = [part(1, ETAGS[0]), part(1, ETAGS[0])];
         assert_eq!(refusal(&stored, &repeated), "parts must be listed once each, in ascending order");
     }
 

@@ -8,6 +8,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkPart, Delete, ObjectIdentifier};
@@ -66,18 +67,48 @@ async fn bounded<T>(op: &'static str, fut: impl Future<Output = Result<T>>) -> R
         .unwrap_or(Err(Error::StorageTimeout { op, seconds: CONTROL_TIMEOUT.as_secs() }))
 }
 
-fn presigned(req: &aws_sdk_s3::presigning::PresignedRequest, expires_in: Duration) -> PresignedRequest {
-    PresignedRequest {
+/// Sends a request that moves no object bytes: bounded by
+/// [`CONTROL_TIMEOUT`], its failure mapped for `key`.
+async fn control<T, E>(op: &'static str, key: &str, send: impl Future<Output = Result<T, SdkError<E>>>) -> Result<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    bounded(op, async { send.await.map_err(|e| map_err(op, key, e)) }).await
+}
+
+/// `$storage.client.$op()` on a multipart upload: its bucket, key and
+/// upload id set (every multipart operation names all three).
+macro_rules! on_upload {
+    ($storage:expr, $op:ident, $upload:expr) => {
+        $storage.client.$op().bucket(&$storage.bucket).key($upload.key.as_str()).upload_id(&$upload.upload_id)
+    };
+}
+
+fn object_meta(key: &ObjectKey, size: u64, content_type: Option<&str>, etag: Option<&str>) -> ObjectMeta {
+    ObjectMeta { key: key.clone(), size, content_type: content_type.map(str::to_owned), etag: etag.map(str::to_owned) }
+}
+
+/// Presigns a request for `expires_in`, refused past [`super::MAX_PRESIGN_EXPIRY`];
+/// `sign` is the request's own `presigned` call.
+async fn presign<E, F>(
+    op: &'static str,
+    key: &str,
+    expires_in: Duration,
+    sign: impl FnOnce(PresigningConfig) -> F,
+) -> Result<PresignedRequest>
+where
+    F: Future<Output = Result<aws_sdk_s3::presigning::PresignedRequest, SdkError<E>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    check_expiry(expires_in)?;
+    let config = PresigningConfig::expires_in(expires_in).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let req = sign(config).await.map_err(|e| map_err(op, key, e))?;
+    Ok(PresignedRequest {
         method: req.method().to_owned(),
         url: req.uri().to_owned(),
         headers: req.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         expires_at: OffsetDateTime::now_utc() + expires_in,
-    }
-}
-
-fn presign_config(expires_in: Duration) -> Result<PresigningConfig> {
-    check_expiry(expires_in)?;
-    PresigningConfig::expires_in(expires_in).map_err(|e| Error::InvalidRequest(e.to_string()))
+    })
 }
 
 impl S3Storage {
@@ -142,34 +173,36 @@ impl S3Storage {
         .await
     }
 
-    async fn put_bytes(&self, key: &ObjectKey, data: Bytes, content_type: &str) -> Result<ObjectMeta> {
-        let size = data.len() as u64;
+    /// One plain PUT of `size` bytes.
+    async fn put_object(
+        &self,
+        key: &ObjectKey,
+        body: SdkByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectMeta> {
         let out = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
             .content_type(content_type)
-            .body(SdkByteStream::from(data))
+            .content_length(size as i64)
+            .body(body)
             .send()
             .await
             .map_err(|e| map_err("put", key.as_str(), e))?;
-        Ok(ObjectMeta {
-            key: key.clone(),
-            size,
-            content_type: Some(content_type.to_owned()),
-            etag: out.e_tag().map(str::to_owned),
-        })
+        Ok(object_meta(key, size, Some(content_type), out.e_tag()))
+    }
+
+    /// An `UploadPart` request for part `n`, to send or to presign.
+    fn upload_part(&self, upload: &MultipartUpload, n: i32) -> UploadPartFluentBuilder {
+        on_upload!(self, upload_part, upload).part_number(n)
     }
 
     async fn upload_part_bytes(&self, upload: &MultipartUpload, n: i32, data: Bytes) -> Result<CompletedPart> {
         let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(upload.key.as_str())
-            .upload_id(&upload.upload_id)
-            .part_number(n)
+            .upload_part(upload, n)
             .body(SdkByteStream::from(data))
             .send()
             .await
@@ -188,14 +221,7 @@ impl S3Storage {
         let mut stored = super::parts::StoredParts::default();
         let mut marker: Option<String> = None;
         loop {
-            let request = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(upload.key.as_str())
-                .upload_id(&upload.upload_id)
-                .set_part_number_marker(marker.clone())
-                .send();
+            let request = on_upload!(self, list_parts, upload).set_part_number_marker(marker.clone()).send();
             let page = match tokio::time::timeout(CONTROL_TIMEOUT, request).await {
                 Err(_) => return Err(Error::StorageTimeout { op: "list parts", seconds: CONTROL_TIMEOUT.as_secs() }),
                 Ok(Ok(page)) => page,
@@ -226,23 +252,7 @@ impl Storage for S3Storage {
         let body = SdkByteStream::from_path(path)
             .await
             .map_err(|e| Error::Io { op: "opening the file to store", source: std::io::Error::other(e) })?;
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_type(content_type)
-            .content_length(size as i64)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| map_err("put", key.as_str(), e))?;
-        Ok(ObjectMeta {
-            key: key.clone(),
-            size,
-            content_type: Some(content_type.to_owned()),
-            etag: out.e_tag().map(str::to_owned),
-        })
+        self.put_object(key, body, size, content_type).await
     }
 
     async fn put_stream(&self, key: &ObjectKey, mut body: ByteStream, content_type: &str) -> Result<ObjectMeta> {
@@ -257,7 +267,10 @@ impl Storage for S3Storage {
                         break;
                     }
                 }
-                None => return self.put_bytes(key, buf.freeze(), content_type).await,
+                None => {
+                    let size = buf.len() as u64;
+                    return self.put_object(key, SdkByteStream::from(buf.freeze()), size, content_type).await;
+                }
             }
         }
         let upload = self.create_multipart(key, content_type).await?;
@@ -298,27 +311,14 @@ impl Storage for S3Storage {
         if let Some(r) = range {
             r.validate()?;
         }
-        let out = bounded("get", async {
-            self.client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .set_range(range.map(|r| r.header()))
-                .send()
-                .await
-                .map_err(|e| map_err("get", key.as_str(), e))
-        })
-        .await?;
+        let request =
+            self.client.get_object().bucket(&self.bucket).key(key.as_str()).set_range(range.map(|r| r.header()));
+        let out = control("get", key.as_str(), request.send()).await?;
         let size = match out.content_range().and_then(|r| r.rsplit_once('/')).and_then(|(_, t)| t.parse().ok()) {
             Some(total) => total,
             None => out.content_length().unwrap_or_default().max(0) as u64,
         };
-        let meta = ObjectMeta {
-            key: key.clone(),
-            size,
-            content_type: out.content_type().map(str::to_owned),
-            etag: out.e_tag().map(str::to_owned),
-        };
+        let meta = object_meta(key, size, out.content_type(), out.e_tag());
         let reader = out.body.into_async_read();
         Ok(GetObject { meta, body: Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024)) })
     }
@@ -326,12 +326,10 @@ impl Storage for S3Storage {
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
         bounded("head", async {
             match self.client.head_object().bucket(&self.bucket).key(key.as_str()).send().await {
-                Ok(out) => Ok(Some(ObjectMeta {
-                    key: key.clone(),
-                    size: out.content_length().unwrap_or_default().max(0) as u64,
-                    content_type: out.content_type().map(str::to_owned),
-                    etag: out.e_tag().map(str::to_owned),
-                })),
+                Ok(out) => {
+                    let size = out.content_length().unwrap_or_default().max(0) as u64;
+                    Ok(Some(object_meta(key, size, out.content_type(), out.e_tag())))
+                }
                 Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
                 Err(e) => Err(map_err("head", key.as_str(), e)),
             }
@@ -340,17 +338,8 @@ impl Storage for S3Storage {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
-        bounded("delete", async {
-            self.client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| map_err("delete", key.as_str(), e))
-        })
-        .await
+        let request = self.client.delete_object().bucket(&self.bucket).key(key.as_str());
+        control("delete", key.as_str(), request.send()).await.map(|_| ())
     }
 
     async fn delete_prefix(&self, prefix: &KeyPrefix) -> Result<u64> {
@@ -358,17 +347,8 @@ impl Storage for S3Storage {
         loop {
             // Always list from the start: what we deleted is gone, so the
             // next page is the remaining objects.
-            let page = bounded("list", async {
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(prefix.as_str())
-                    .max_keys(1000)
-                    .send()
-                    .await
-                    .map_err(|e| map_err("list", prefix.as_str(), e))
-            })
-            .await?;
+            let request = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix.as_str()).max_keys(1000);
+            let page = control("list", prefix.as_str(), request.send()).await?;
             let keys: Vec<ObjectIdentifier> = page
                 .contents()
                 .iter()
@@ -384,16 +364,8 @@ impl Storage for S3Storage {
                 .quiet(true)
                 .build()
                 .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-            let out = bounded("delete many", async {
-                self.client
-                    .delete_objects()
-                    .bucket(&self.bucket)
-                    .delete(delete)
-                    .send()
-                    .await
-                    .map_err(|e| map_err("delete many", prefix.as_str(), e))
-            })
-            .await?;
+            let request = self.client.delete_objects().bucket(&self.bucket).delete(delete);
+            let out = control("delete many", prefix.as_str(), request.send()).await?;
             if let Some(err) = out.errors().first() {
                 return Err(Error::Storage {
                     op: "delete many",
@@ -412,47 +384,31 @@ impl Storage for S3Storage {
 
     async fn presign_put(&self, key: &ObjectKey, options: &PresignPut) -> Result<PresignedRequest> {
         check_content_type(&options.content_type)?;
-        let config = presign_config(options.expires_in)?;
-        let req = self
+        let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
             .content_type(&options.content_type)
-            .set_content_length(options.content_length.map(|l| l as i64))
-            .presigned(config)
-            .await
-            .map_err(|e| map_err("presign put", key.as_str(), e))?;
-        Ok(presigned(&req, options.expires_in))
+            .set_content_length(options.content_length.map(|l| l as i64));
+        presign("presign put", key.as_str(), options.expires_in, |config| request.presigned(config)).await
     }
 
     async fn presign_get(&self, key: &ObjectKey, options: &PresignGet) -> Result<PresignedRequest> {
-        let config = presign_config(options.expires_in)?;
-        let req = self
+        let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .set_response_content_disposition(options.download_name.as_deref().map(attachment_disposition))
-            .presigned(config)
-            .await
-            .map_err(|e| map_err("presign get", key.as_str(), e))?;
-        Ok(presigned(&req, options.expires_in))
+            .set_response_content_disposition(options.download_name.as_deref().map(attachment_disposition));
+        presign("presign get", key.as_str(), options.expires_in, |config| request.presigned(config)).await
     }
 
     async fn create_multipart(&self, key: &ObjectKey, content_type: &str) -> Result<MultipartUpload> {
         check_content_type(content_type)?;
-        let out = bounded("create multipart", async {
-            self.client
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .content_type(content_type)
-                .send()
-                .await
-                .map_err(|e| map_err("create multipart", key.as_str(), e))
-        })
-        .await?;
+        let request =
+            self.client.create_multipart_upload().bucket(&self.bucket).key(key.as_str()).content_type(content_type);
+        let out = control("create multipart", key.as_str(), request.send()).await?;
         let upload_id = out.upload_id().ok_or_else(|| Error::Storage {
             op: "create multipart",
             message: "no upload id".into(),
@@ -468,18 +424,8 @@ impl Storage for S3Storage {
         expires_in: Duration,
     ) -> Result<PresignedRequest> {
         check_part_number(part_number)?;
-        let config = presign_config(expires_in)?;
-        let req = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(upload.key.as_str())
-            .upload_id(&upload.upload_id)
-            .part_number(part_number)
-            .presigned(config)
-            .await
-            .map_err(|e| map_err("presign part", upload.key.as_str(), e))?;
-        Ok(presigned(&req, expires_in))
+        let request = self.upload_part(upload, part_number);
+        presign("presign part", upload.key.as_str(), expires_in, |config| request.presigned(config)).await
     }
 
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[CompletedPart]) -> Result<ObjectMeta> {
@@ -489,18 +435,8 @@ impl Storage for S3Storage {
                 parts.iter().map(|p| SdkPart::builder().part_number(p.part_number).e_tag(&p.etag).build()).collect(),
             ))
             .build();
-        bounded("complete multipart", async {
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(upload.key.as_str())
-                .upload_id(&upload.upload_id)
-                .multipart_upload(completed)
-                .send()
-                .await
-                .map_err(|e| map_err("complete multipart", upload.key.as_str(), e))
-        })
-        .await?;
+        let request = on_upload!(self, complete_multipart_upload, upload).multipart_upload(completed);
+        control("complete multipart", upload.key.as_str(), request.send()).await?;
         self.head(&upload.key).await?.ok_or_else(|| Error::Storage {
             op: "complete multipart",
             message: "the completed object is missing".into(),
@@ -510,15 +446,7 @@ impl Storage for S3Storage {
 
     async fn abort_multipart(&self, upload: &MultipartUpload) -> Result<()> {
         bounded("abort multipart", async {
-            match self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(upload.key.as_str())
-                .upload_id(&upload.upload_id)
-                .send()
-                .await
-            {
+            match on_upload!(self, abort_multipart_upload, upload).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if matches!(e.code(), Some("NoSuchUpload")) => Ok(()),
                 Err(e) => Err(map_err("abort multipart", upload.key.as_str(), e)),

@@ -13,6 +13,14 @@ fn source_key() -> ObjectKey {
     ObjectKey::video_source(OrgId::new(), VideoId::new(), "talk.mp4")
 }
 
+/// A new source object of `len` pattern bytes: its key and its bytes.
+async fn stored_source(b: &Backend, len: usize, seed: u64) -> (ObjectKey, Vec<u8>) {
+    let key = source_key();
+    let data = pattern(len, seed);
+    b.storage.put_stream(&key, bytes_stream(data.clone()), "video/mp4").await.unwrap();
+    (key, data)
+}
+
 fn put_opts(len: Option<u64>, expires: Duration) -> PresignPut {
     PresignPut { expires_in: expires, content_type: "video/mp4".into(), content_length: len }
 }
@@ -58,9 +66,7 @@ async fn round_trip(b: Backend) {
 
 async fn ranged_reads(b: Backend) {
     let s = &b.storage;
-    let key = source_key();
-    let data = pattern(10_000, 3);
-    s.put_stream(&key, bytes_stream(data.clone()), "video/mp4").await.unwrap();
+    let (key, data) = stored_source(&b, 10_000, 3).await;
     for (range, expected) in [
         (ByteRange::new(0, 0), &data[0..1]),
         (ByteRange::new(100, 199), &data[100..200]),
@@ -187,9 +193,7 @@ async fn presigned_put(b: Backend) {
 
 async fn presigned_get(b: Backend) {
     let s = &b.storage;
-    let key = source_key();
-    let data = pattern(4096, 6);
-    s.put_stream(&key, bytes_stream(data.clone()), "video/mp4").await.unwrap();
+    let (key, data) = stored_source(&b, 4096, 6).await;
     let req = s
         .presign_get(
             &key,

@@ -272,11 +272,16 @@ mod tests {
 
     #[test]
     fn tidies_titles() {
-        assert_eq!(tidy("why do we procrastinate?"), "Why do we procrastinate?");
-        assert_eq!(tidy("\"Most people get this wrong.\""), "Most people get this wrong");
-        assert_eq!(tidy("It was , huge..."), "It was, huge");
-        assert_eq!(title_case("compound interest"), "Compound Interest");
-        assert_eq!(title_case("return of the king"), "Return of the King");
+        for (raw, tidied) in [
+            ("why do we procrastinate?", "Why do we procrastinate?"),
+            ("\"Most people get this wrong.\"", "Most people get this wrong"),
+            ("It was , huge...", "It was, huge"),
+        ] {
+            assert_eq!(tidy(raw), tidied, "{raw:?}");
+        }
+        for (raw, cased) in [("compound interest", "Compound Interest"), ("return of the king", "Return of the King")] {
+            assert_eq!(title_case(raw), cased, "{raw:?}");
+        }
         let long = "word ".repeat(30);
         assert!(truncate_words(&long).chars().count() <= MAX_TITLE_CHARS);
         assert_eq!(truncate_words("The price of the"), "The price");

@@ -3,12 +3,12 @@
 use std::ops::Range;
 
 use videdit_core::time_range::TimeRange;
-use videdit_core::transcript::{Segment, Transcript, Word};
+use videdit_core::transcript::{Transcript, Word};
 
 use super::prepare::Prepared;
 use super::score::{self, evaluate};
 use super::*;
-use crate::testing::{FILLER, HOOK_STORY_PAYOFF, MID_THOUGHT, PRACTICE, SLEEP, small_talk};
+use crate::testing::{FILLER, HOOK_STORY_PAYOFF, MID_THOUGHT, PRACTICE, SLEEP, small_talk, transcript_of};
 
 /// A transcript built from paragraphs, with the word range of each.
 struct Talk {
@@ -47,17 +47,7 @@ fn talk(paragraphs: &[&str]) -> Talk {
         parts.push(first..words.len());
         t += 1.0;
     }
-    let segments = words
-        .chunks(12)
-        .map(|ws| Segment {
-            start: ws[0].start,
-            end: ws[ws.len() - 1].end,
-            text: ws.iter().map(|w| w.text.as_str()).collect(),
-            words: ws.to_vec(),
-        })
-        .collect();
-    let transcript = Transcript { language: "en".into(), model: "test".into(), duration: t, segments };
-    Talk { transcript, parts }
+    Talk { transcript: transcript_of(&words, 12, "test", t), parts }
 }
 
 /// Sentences lying inside a word range.

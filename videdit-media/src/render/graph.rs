@@ -257,38 +257,24 @@ impl MainRun<'_> {
         let mut args: Vec<String> =
             vec!["-y".into(), "-ss".into(), format!("{:.6}", self.start), "-t".into(), format!("{:.6}", self.duration)];
         args.extend(safe_input_args(self.input));
-        args.extend(
-            [
-                "-filter_complex",
-                &graph,
-                "-map",
-                "[v]",
-                "-c:v",
-                "libx264",
-                "-preset",
-                &self.encoder.preset,
-                "-crf",
-                &self.encoder.crf.to_string(),
-                "-maxrate",
-                &format!("{}k", self.encoder.max_kbps),
-                "-bufsize",
-                &format!("{}k", self.encoder.max_kbps * 2),
-                "-profile:v",
-                "high",
-                "-pix_fmt",
-                "yuv420p",
-                "-g",
-                &gop.to_string(),
-                "-map_metadata",
-                "-1",
-                "-map_chapters",
-                "-1",
-                "-f",
-                "mp4",
-                &file_arg(self.video),
-            ]
-            .map(str::to_owned),
-        );
+        // An option and its value per line.
+        #[rustfmt::skip]
+        let video = [
+            "-filter_complex", &graph,
+            "-map", "[v]",
+            "-c:v", "libx264",
+            "-preset", &self.encoder.preset,
+            "-crf", &self.encoder.crf.to_string(),
+            "-maxrate", &format!("{}k", self.encoder.max_kbps),
+            "-bufsize", &format!("{}k", self.encoder.max_kbps * 2),
+            "-profile:v", "high",
+            "-pix_fmt", "yuv420p",
+            "-g", &gop.to_string(),
+            "-map_metadata", "-1",
+            "-map_chapters", "-1",
+            "-f", "mp4", &file_arg(self.video),
+        ];
+        args.extend(video.map(str::to_owned));
         if let Some((wav, _)) = self.audio {
             args.extend(["-map", "[a]", "-c:a", "pcm_f32le", "-f", "wav", &file_arg(wav)].map(str::to_owned));
         }
@@ -347,51 +333,33 @@ impl MuxRun<'_> {
                     .map(str::to_owned),
             ),
         }
-        args.extend(
-            [
-                // Only a moment of the video is decoded for the thumbnail
-                // (without -t ffmpeg would decode the rest for nothing).
-                "-ss",
-                &format!("{:.6}", self.thumbnail_at),
-                "-t",
-                "0.5",
-                "-i",
-                &file_arg(self.video),
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a:0",
-                "-c:v",
-                "copy",
-                "-c:a",
-                "aac",
-                "-b:a",
-                &format!("{}k", self.audio_kbps),
-                "-ar",
-                "48000",
-                "-ac",
-                "2",
-                "-map_metadata",
-                "-1",
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                &file_arg(self.output),
-                "-map",
-                "2:v:0",
-                "-frames:v",
-                "1",
-                "-q:v",
-                "3",
-                "-f",
-                "image2",
-                "-update",
-                "1",
-                &file_arg(self.thumbnail),
-            ]
-            .map(str::to_owned),
-        );
+        // An option and its value per line; an output per paragraph.
+        #[rustfmt::skip]
+        let rest = [
+            // Only a moment of the video is decoded for the thumbnail
+            // (without -t ffmpeg would decode the rest for nothing).
+            "-ss", &format!("{:.6}", self.thumbnail_at),
+            "-t", "0.5",
+            "-i", &file_arg(self.video),
+
+            "-map", "0:v:0",
+            "-map", "1:a:0",
+            "-c:v", "copy",
+            "-c:a", "aac",
+            "-b:a", &format!("{}k", self.audio_kbps),
+            "-ar", "48000",
+            "-ac", "2",
+            "-map_metadata", "-1",
+            "-movflags", "+faststart",
+            "-f", "mp4", &file_arg(self.output),
+
+            "-map", "2:v:0",
+            "-frames:v", "1",
+            "-q:v", "3",
+            "-f", "image2",
+            "-update", "1", &file_arg(self.thumbnail),
+        ];
+        args.extend(rest.map(str::to_owned));
         args
     }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
+use crate::audio::{self, AudioRange};
 use crate::process::{Ffmpeg, Run, file_arg};
 
 /// Runs ffmpeg with `args` (inputs, filters, codecs: everything but the
@@ -64,4 +66,16 @@ pub fn seconds_of(value: &Value) -> f64 {
 /// As [`ffprobe_json`], or when it has no duration.
 pub async fn media_seconds(path: &Path) -> f64 {
     seconds_of(&ffprobe_json(path).await["format"]["duration"])
+}
+
+/// All of the audio of the file at `path` as 16 kHz mono samples, what
+/// transcription reads; `media_seconds` sets the deadline.
+///
+/// # Panics
+/// When ffmpeg cannot decode it.
+pub async fn samples_of(path: &Path, media_seconds: f64) -> Vec<f32> {
+    let input = path.to_str().unwrap_or_else(|| panic!("not UTF-8: {}", path.display()));
+    audio::extract(&Ffmpeg::default(), input, AudioRange::default(), media_seconds, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("decoding {}: {e}", path.display()))
 }

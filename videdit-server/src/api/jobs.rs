@@ -1,8 +1,5 @@
 //! Processing jobs of a video: start, inspect, list, cancel.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -193,12 +190,11 @@ impl JobsApi {
     async fn create(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         id: Path<String>,
         body: Json<CreateJob>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
     ) -> ApiResult<Created> {
-        let p = auth.0;
+        let (p, state) = auth.parts();
         let video: VideoId =
             id.0.parse().map_err(|_| ApiError::new(ErrorCode::VideoNotFound, format!("video {:?} not found", id.0)))?;
         db::get_video(&state.pool, p.org_id, video).await?;
@@ -218,9 +214,8 @@ impl JobsApi {
     ///
     /// A job's status, progress and errors.
     #[oai(path = "/jobs/:id", method = "get", operation_id = "getJob")]
-    async fn get(&self, auth: BearerAuth, state: Data<&Arc<AppState>>, id: Path<String>) -> ApiResult<Json<JobBody>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<JobBody>> {
+        let (p, state) = auth.may(Action::Read)?;
         Ok(Json(JobBody::from(&job_of_org(&state, p.org_id, &id.0).await?)))
     }
 
@@ -228,14 +223,8 @@ impl JobsApi {
     ///
     /// Every job of the video, newest first.
     #[oai(path = "/videos/:id/jobs", method = "get", operation_id = "listJobs")]
-    async fn list(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<Vec<JobBody>>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+    async fn list(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Vec<JobBody>>> {
+        let (p, state) = auth.may(Action::Read)?;
         let video: VideoId =
             id.0.parse().map_err(|_| ApiError::new(ErrorCode::VideoNotFound, format!("video {:?} not found", id.0)))?;
         db::get_video(&state.pool, p.org_id, video).await?;
@@ -249,13 +238,8 @@ impl JobsApi {
     /// A queued job is cancelled at once; a running one is told to stop and
     /// ends as cancelled within seconds. Admins only.
     #[oai(path = "/jobs/:id/cancel", method = "post", operation_id = "cancelJob")]
-    async fn cancel(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<JobBody>> {
-        let p = auth.0;
+    async fn cancel(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<JobBody>> {
+        let (p, state) = auth.parts();
         let rec = job_of_org(&state, p.org_id, &id.0).await?;
         p.require(Action::CancelJob)?;
         if videdit_queue::cancel(&state.pool, rec.id).await.map_err(queue_error)?

@@ -18,7 +18,7 @@ use poem_openapi::{SecurityScheme, Tags};
 use videdit_core::ErrorCode;
 
 use crate::app::AppState;
-use crate::auth::{AuthFailure, Principal};
+use crate::auth::{Action, AuthFailure, Principal};
 
 pub use error::{ApiError, ApiResult, ErrorBody};
 
@@ -93,11 +93,40 @@ impl poem::error::ResponseError for Rejection {
 }
 
 /// A Clerk session token: `Authorization: Bearer <jwt>`.
+// Once checked, it is the caller and the app state the request runs against.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "authenticate")]
-pub struct BearerAuth(pub Principal);
+pub struct BearerAuth(pub Caller);
 
-async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+/// An authenticated caller and the app state.
+#[derive(Clone)]
+pub struct Caller {
+    /// Who calls, in which organisation, with which role.
+    pub principal: Principal,
+    /// The app.
+    pub state: Arc<AppState>,
+}
+
+impl BearerAuth {
+    /// The caller and the state, when the caller's role may do `action`.
+    ///
+    /// # Errors
+    /// 403 `forbidden` naming the action.
+    pub fn may(self, action: Action) -> ApiResult<(Principal, Arc<AppState>)> {
+        self.0.principal.require(action)?;
+        Ok(self.parts())
+    }
+
+    /// The caller and the state, for a handler that checks the role itself
+    /// after the resource's existence (another organisation's id is a 404,
+    /// not a 403).
+    #[must_use]
+    pub fn parts(self) -> (Principal, Arc<AppState>) {
+        (self.0.principal, self.0.state)
+    }
+}
+
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = req.data::<Arc<AppState>>().expect("the app state is attached to every request");
     let principal = match state.auth.authenticate(&state.pool, Some(&bearer.token)).await {
         Ok(p) => p,
@@ -117,5 +146,5 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         r.retry_after = Some(secs.max(1));
         return Err(r.into());
     }
-    Ok(principal)
+    Ok(Caller { principal, state: state.clone() })
 }

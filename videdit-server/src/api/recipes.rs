@@ -2,9 +2,6 @@
 //! and re-render. Rendering takes only the recipe, so an edited recipe
 //! renders the same way every time.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -14,7 +11,6 @@ use videdit_service::recipes::{self, EditWord, RecipeEdit};
 
 use super::error::{ApiError, ApiResult};
 use super::{ApiTags, BearerAuth};
-use crate::app::AppState;
 use crate::auth::Action;
 
 /// Recipes API.
@@ -111,14 +107,8 @@ impl RecipesApi {
     /// What the short is rendered from: its range in the source, output
     /// shape, reframing, caption style, caption words and title.
     #[oai(path = "/shorts/:id/recipe", method = "get", operation_id = "getRecipe")]
-    async fn get(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<RecipeBody>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<RecipeBody>> {
+        let (p, state) = auth.may(Action::Read)?;
         let recipe = recipes::get(&state.pool, state.storage.as_ref(), p.org_id, short_id(&id.0)?).await?;
         Ok(Json(RecipeBody::from(&recipe)))
     }
@@ -129,15 +119,8 @@ impl RecipesApi {
     /// short pending and queues its render. The video must have finished
     /// processing.
     #[oai(path = "/shorts/:id/recipe", method = "put", operation_id = "putRecipe")]
-    async fn put(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-        body: Json<RecipeBody>,
-    ) -> ApiResult<Json<RecipeBody>> {
-        let p = auth.0;
-        p.require(Action::Process)?;
+    async fn put(&self, auth: BearerAuth, id: Path<String>, body: Json<RecipeBody>) -> ApiResult<Json<RecipeBody>> {
+        let (p, state) = auth.may(Action::Process)?;
         let edit = RecipeEdit::from(&body.0);
         let recipe = recipes::edit(&state.pool, state.storage.as_ref(), p.org_id, short_id(&id.0)?, &edit).await?;
         Ok(Json(RecipeBody::from(&recipe)))

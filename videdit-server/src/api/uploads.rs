@@ -1,8 +1,5 @@
 //! Uploads: presigned PUT or multipart, completion, abort.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -43,14 +40,12 @@ impl UploadsApi {
     async fn create(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         body: Json<CreateUpload>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
     ) -> ApiResult<Created> {
-        let p = auth.0;
-        p.require(Action::Upload)?;
+        let (p, state) = auth.may(Action::Upload)?;
         let req = body.0;
-        let plan = idempotent(state.0, p, idempotency_key.0.as_deref(), "createUpload", &req, async {
+        let plan = idempotent(&state, p, idempotency_key.0.as_deref(), "createUpload", &req, async {
             create_plan(&state, p, &req).await
         })
         .await?;
@@ -66,12 +61,10 @@ impl UploadsApi {
     async fn complete(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         id: Path<String>,
         body: Json<CompleteUpload>,
     ) -> ApiResult<Json<VideoBody>> {
-        let p = auth.0;
-        p.require(Action::Upload)?;
+        let (p, state) = auth.may(Action::Upload)?;
         let id: UploadId = parse_id(&id.0, ErrorCode::UploadNotFound)?;
         let parts: Vec<CompletedPart> =
             body.0.parts.iter().map(|p| CompletedPart { part_number: p.part_number, etag: p.etag.clone() }).collect();
@@ -84,14 +77,8 @@ impl UploadsApi {
     /// Abandons an upload that was not completed: frees its parts and
     /// deletes the video it was creating.
     #[oai(path = "/:id", method = "delete", operation_id = "abortUpload")]
-    async fn abort(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<serde_json::Value>> {
-        let p = auth.0;
-        p.require(Action::Upload)?;
+    async fn abort(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<serde_json::Value>> {
+        let (p, state) = auth.may(Action::Upload)?;
         let id: UploadId = parse_id(&id.0, ErrorCode::UploadNotFound)?;
         uploads::abort(&state.pool, state.storage.as_ref(), p.org_id, id).await?;
         Ok(Json(serde_json::json!({"aborted": true})))

@@ -1,9 +1,7 @@
 //! Videos, their transcripts and shorts.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
@@ -86,20 +84,18 @@ impl VideosApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1..=100.
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> ApiResult<Json<VideoPage>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+        let (p, state) = auth.may(Action::Read)?;
         let before = match cursor.0.as_deref() {
             None | Some("") => None,
             Some(c) => Some(c.parse::<VideoId>().map_err(|_| ApiError::invalid(format!("bad cursor {c:?}")))?),
         };
-        let page = db::list_videos(&state.0.pool, p.org_id, before, limit.0).await?;
+        let page = db::list_videos(&state.pool, p.org_id, before, limit.0).await?;
         Ok(Json(VideoPage {
             items: page.items.iter().map(VideoBody::from).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -110,13 +106,12 @@ impl VideosApi {
     ///
     /// One video with its status and processing stage.
     #[oai(path = "/videos/:id", method = "get", operation_id = "getVideo")]
-    async fn get(&self, auth: BearerAuth, state: Data<&Arc<AppState>>, id: Path<String>) -> ApiResult<Json<VideoBody>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<VideoBody>> {
+        let (p, state) = auth.may(Action::Read)?;
         let id = video_id(&id.0)?;
-        let v = db::get_video(&state.0.pool, p.org_id, id).await?;
-        let shorts = db::list_shorts(&state.0.pool, p.org_id, id).await?;
-        let has_t = db::has_transcript(&state.0.pool, p.org_id, id).await?;
+        let v = db::get_video(&state.pool, p.org_id, id).await?;
+        let shorts = db::list_shorts(&state.pool, p.org_id, id).await?;
+        let has_t = db::has_transcript(&state.pool, p.org_id, id).await?;
         Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))
     }
 
@@ -124,19 +119,12 @@ impl VideosApi {
     ///
     /// Changes the video's title.
     #[oai(path = "/videos/:id", method = "patch", operation_id = "renameVideo")]
-    async fn rename(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-        body: Json<RenameVideo>,
-    ) -> ApiResult<Json<VideoBody>> {
-        let p = auth.0;
-        p.require(Action::Rename)?;
+    async fn rename(&self, auth: BearerAuth, id: Path<String>, body: Json<RenameVideo>) -> ApiResult<Json<VideoBody>> {
+        let (p, state) = auth.may(Action::Rename)?;
         let id = video_id(&id.0)?;
-        let v = db::rename_video(&state.0.pool, p.org_id, id, &body.0.title).await?;
-        let shorts = db::list_shorts(&state.0.pool, p.org_id, id).await?;
-        let has_t = db::has_transcript(&state.0.pool, p.org_id, id).await?;
+        let v = db::rename_video(&state.pool, p.org_id, id, &body.0.title).await?;
+        let shorts = db::list_shorts(&state.pool, p.org_id, id).await?;
+        let has_t = db::has_transcript(&state.pool, p.org_id, id).await?;
         Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))
     }
 
@@ -145,16 +133,11 @@ impl VideosApi {
     /// Deletes the video, its shorts and transcript, and every stored file
     /// of it. Admins only.
     #[oai(path = "/videos/:id", method = "delete", operation_id = "deleteVideo")]
-    async fn delete(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<serde_json::Value>> {
-        let p = auth.0;
+    async fn delete(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<serde_json::Value>> {
+        let (p, state) = auth.parts();
         let id = video_id(&id.0)?;
         // Existence first, so another organisation's id is a 404, not a 403.
-        db::get_video(&state.0.pool, p.org_id, id).await?;
+        db::get_video(&state.pool, p.org_id, id).await?;
         p.require(Action::Delete)?;
         let job_id = videdit_service::videos::delete(&state.pool, p.org_id, id).await?;
         Ok(Json(serde_json::json!({"deleted": true, "cleanupJobId": job_id})))
@@ -168,14 +151,12 @@ impl VideosApi {
     async fn transcript(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         id: Path<String>,
         /// `json` (default), `srt`, `vtt` or `txt`.
         #[oai(default)]
         format: Query<TranscriptFormat>,
     ) -> ApiResult<TranscriptResponse> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+        let (p, state) = auth.may(Action::Read)?;
         let id = video_id(&id.0)?;
         db::get_video(&state.pool, p.org_id, id).await?;
         let t: Transcript = db::get_transcript(&state.pool, p.org_id, id).await?;
@@ -194,18 +175,12 @@ impl VideosApi {
     /// Best first, with scores, reasons and, once rendered, presigned
     /// download URLs of the MP4 and its thumbnail.
     #[oai(path = "/videos/:id/shorts", method = "get", operation_id = "listShorts")]
-    async fn shorts(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<Vec<ShortBody>>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
+    async fn shorts(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Vec<ShortBody>>> {
+        let (p, state) = auth.may(Action::Read)?;
         let id = video_id(&id.0)?;
-        db::get_video(&state.0.pool, p.org_id, id).await?;
+        db::get_video(&state.pool, p.org_id, id).await?;
         let mut out = Vec::new();
-        for s in db::list_shorts(&state.0.pool, p.org_id, id).await? {
+        for s in db::list_shorts(&state.pool, p.org_id, id).await? {
             out.push(short_body(&state, &s).await?);
         }
         Ok(Json(out))
@@ -215,15 +190,9 @@ impl VideosApi {
     ///
     /// One short with its scores, reason and download URLs.
     #[oai(path = "/shorts/:id", method = "get", operation_id = "getShort", tag = "ApiTags::Shorts")]
-    async fn short(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<ShortBody>> {
-        let p = auth.0;
-        p.require(Action::Read)?;
-        let s = db::get_short(&state.0.pool, p.org_id, short_id(&id.0)?).await?;
+    async fn short(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<ShortBody>> {
+        let (p, state) = auth.may(Action::Read)?;
+        let s = db::get_short(&state.pool, p.org_id, short_id(&id.0)?).await?;
         Ok(Json(short_body(&state, &s).await?))
     }
 }

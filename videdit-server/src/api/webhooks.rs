@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -166,10 +165,11 @@ fn webhook_id(raw: &str) -> ApiResult<WebhookId> {
 }
 
 /// Existence first (another organisation's id is a 404, not a 403), then the role.
-async fn admin_endpoint(state: &AppState, p: Principal, raw: &str) -> ApiResult<WebhookEndpoint> {
+async fn admin_endpoint(auth: BearerAuth, raw: &str) -> ApiResult<(Principal, Arc<AppState>, WebhookEndpoint)> {
+    let (p, state) = auth.parts();
     let endpoint = db::get_webhook(&state.pool, p.org_id, webhook_id(raw)?).await?;
     p.require(Action::Manage)?;
-    Ok(endpoint)
+    Ok((p, state, endpoint))
 }
 
 #[OpenApi(tag = "ApiTags::Webhooks")]
@@ -180,16 +180,11 @@ impl WebhooksApi {
     /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The secret
     /// is in this response only.
     #[oai(path = "/webhooks", method = "post", operation_id = "createWebhook")]
-    async fn create(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        body: Json<CreateWebhook>,
-    ) -> ApiResult<Created> {
-        let p = auth.0;
-        p.require(Action::Manage)?;
+    async fn create(&self, auth: BearerAuth, body: Json<CreateWebhook>) -> ApiResult<Created> {
+        let (p, state) = auth.may(Action::Manage)?;
         let input = EndpointInput { url: body.0.url, description: body.0.description, event_types: body.0.event_types };
-        let (endpoint, secret) = webhooks::create(&state.pool, state.webhook_policy, p.org_id, &input).await?;
+        let (endpoint, secret) =
+            webhooks::create(&state.pool, &state.keyring, state.webhook_policy, p.org_id, &input).await?;
         Ok(Created::Created(Json(WebhookBody::new(&endpoint, Some(secret.expose().to_owned())))))
     }
 
@@ -197,9 +192,8 @@ impl WebhooksApi {
     ///
     /// Admins only.
     #[oai(path = "/webhooks", method = "get", operation_id = "listWebhooks")]
-    async fn list(&self, auth: BearerAuth, state: Data<&Arc<AppState>>) -> ApiResult<Json<Vec<WebhookBody>>> {
-        let p = auth.0;
-        p.require(Action::Manage)?;
+    async fn list(&self, auth: BearerAuth) -> ApiResult<Json<Vec<WebhookBody>>> {
+        let (p, state) = auth.may(Action::Manage)?;
         let all = db::list_webhooks(&state.pool, p.org_id).await?;
         Ok(Json(all.iter().map(|e| WebhookBody::new(e, None)).collect()))
     }
@@ -208,13 +202,8 @@ impl WebhooksApi {
     ///
     /// Admins only; the secret is not shown again.
     #[oai(path = "/webhooks/:id", method = "get", operation_id = "getWebhook")]
-    async fn get(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<WebhookBody>> {
-        Ok(Json(WebhookBody::new(&admin_endpoint(&state, auth.0, &id.0).await?, None)))
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<WebhookBody>> {
+        Ok(Json(WebhookBody::new(&admin_endpoint(auth, &id.0).await?.2, None)))
     }
 
     /// Update a webhook endpoint
@@ -225,12 +214,10 @@ impl WebhooksApi {
     async fn update(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         id: Path<String>,
         body: Json<UpdateWebhook>,
     ) -> ApiResult<Json<WebhookBody>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
         let b = body.0;
         let update =
             WebhookUpdate { url: b.url, description: b.description, event_types: b.event_types, enabled: b.enabled };
@@ -242,14 +229,8 @@ impl WebhooksApi {
     ///
     /// Admins only. Its deliveries go with it.
     #[oai(path = "/webhooks/:id", method = "delete", operation_id = "deleteWebhook")]
-    async fn delete(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<serde_json::Value>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
+    async fn delete(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<serde_json::Value>> {
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
         db::delete_webhook(&state.pool, p.org_id, endpoint.id).await?;
         Ok(Json(serde_json::json!({"deleted": true})))
     }
@@ -259,15 +240,9 @@ impl WebhooksApi {
     /// Admins only. Returns the new secret (shown this once); the old one
     /// keeps signing beside it for 24 hours, so both signatures are sent.
     #[oai(path = "/webhooks/:id/rotate-secret", method = "post", operation_id = "rotateWebhookSecret")]
-    async fn rotate(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<WebhookBody>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
-        let (rotated, secret) = webhooks::rotate_secret(&state.pool, p.org_id, endpoint.id).await?;
+    async fn rotate(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<WebhookBody>> {
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
+        let (rotated, secret) = webhooks::rotate_secret(&state.pool, &state.keyring, p.org_id, endpoint.id).await?;
         Ok(Json(WebhookBody::new(&rotated, Some(secret.expose().to_owned()))))
     }
 
@@ -275,9 +250,8 @@ impl WebhooksApi {
     ///
     /// Admins only. Queues a `webhook.test` event to this endpoint.
     #[oai(path = "/webhooks/:id/test", method = "post", operation_id = "testWebhook")]
-    async fn test(&self, auth: BearerAuth, state: Data<&Arc<AppState>>, id: Path<String>) -> ApiResult<Json<TestSent>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
+    async fn test(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<TestSent>> {
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
         let (event, delivery) = webhooks::send_test(&state.pool, p.org_id, endpoint.id).await?;
         Ok(Json(TestSent { event_id: event.id.to_string(), delivery_id: delivery.to_string() }))
     }
@@ -287,14 +261,8 @@ impl WebhooksApi {
     /// Admins only. Newest first, with status, attempts, the last response
     /// code and latency.
     #[oai(path = "/webhooks/:id/deliveries", method = "get", operation_id = "listWebhookDeliveries")]
-    async fn deliveries(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        id: Path<String>,
-    ) -> ApiResult<Json<Vec<DeliveryBody>>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
+    async fn deliveries(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Vec<DeliveryBody>>> {
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
         let all = db::list_deliveries(&state.pool, p.org_id, endpoint.id, 200).await?;
         Ok(Json(all.iter().map(DeliveryBody::from).collect()))
     }
@@ -307,12 +275,10 @@ impl WebhooksApi {
     async fn replay(
         &self,
         auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
         id: Path<String>,
         delivery: Path<String>,
     ) -> ApiResult<Json<DeliveryBody>> {
-        let p = auth.0;
-        let endpoint = admin_endpoint(&state, p, &id.0).await?;
+        let (p, state, endpoint) = admin_endpoint(auth, &id.0).await?;
         let not_found = || ApiError::new(ErrorCode::NotFound, format!("delivery {:?} not found", delivery.0));
         let did: DeliveryId = delivery.0.parse().map_err(|_| not_found())?;
         let d = webhooks::replay(&state.pool, p.org_id, endpoint.id, did).await?;

@@ -31,6 +31,7 @@ use videdit_media::process::Ffmpeg;
 use videdit_media::render::{RenderOptions, RenderOutputs, render};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
 use videdit_queue::{JobContext, JobError, Outcome};
+use videdit_service::failures::{self, Failing};
 use videdit_service::jobs::VideoJob;
 use videdit_service::renders::Finished;
 use videdit_service::stages::Analyzed;
@@ -74,13 +75,15 @@ impl MediaDeps {
         config: &videdit_core::config::Config,
         limits: MediaLimits,
         work_dir: PathBuf,
+        whisper_stderr: bool,
     ) -> anyhow::Result<Self> {
         use videdit_media::models::{ModelRef, ModelStore};
         let store = ModelStore::from_config(config.model_dir.as_deref());
         let path = store.resolve(&ModelRef::parse(&config.whisper_model))?;
         // The name of what was loaded (`tiny.en-q8_0`), not of what was asked for.
         let model_name = ModelRef::File(path.clone()).name();
-        let transcriber = Transcriber::load(&path, &model_name)?;
+        let load = videdit_media::transcribe::LoadOptions { whisper_stderr, ..Default::default() };
+        let transcriber = Transcriber::load_with(&path, &model_name, &load)?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let threads = (cores / usize::from(config.job_concurrency.max(1))).max(1);
         Ok(Self {
@@ -149,43 +152,8 @@ fn scrub(message: &str, input: &str) -> String {
     out
 }
 
-/// What a job does with a media failure: it is retried while attempts
-/// remain and the error is worth it; otherwise the failure is recorded
-/// through the application layer (`Failed::Video` fails the video,
-/// `Failed::Short` fails one short and runs the fan-in) and the job dies
-/// with the error's code. A failure to record it is retried instead.
-async fn give_up_or_retry(ctx: &JobContext, video: &Video, failed: Failed, e: Error) -> JobError {
-    if e.is_retryable() && ctx.job.attempt < ctx.job.max_attempts {
-        return e.into();
-    }
-    let result = async {
-        let mut tx = ctx.pool().begin().await?;
-        match failed {
-            Failed::Video => stages::fail(&mut tx, video, e.code(), e.message()).await.map(|_| ())?,
-            Failed::Short(short) => renders::fail(&mut tx, video, short, e.code(), e.message()).await.map(|_| ())?,
-        }
-        tx.commit().await?;
-        Ok::<_, Error>(())
-    }
-    .await;
-    if let Err(err) = result {
-        tracing::warn!(video = %video.id, error = %err, "could not record the failure");
-        return err.into();
-    }
-    JobError::from(e).into_fatal()
-}
-
-/// What a failure fails.
-#[derive(Clone, Copy)]
-enum Failed {
-    /// The whole video.
-    Video,
-    /// One short (the video still becomes ready with the others).
-    Short(ShortId),
-}
-
 async fn fail_video(ctx: &JobContext, video: &Video, e: Error) -> JobError {
-    give_up_or_retry(ctx, video, Failed::Video, e).await
+    failures::give_up_or_retry(ctx, video, Failing::Video, e).await
 }
 
 /// Runs `work` while writing the latest progress (0..1, sent on the
@@ -410,5 +378,5 @@ pub async fn render_short(
 }
 
 async fn fail_short(ctx: &JobContext, video: &Video, short: ShortId, e: Error) -> JobError {
-    give_up_or_retry(ctx, video, Failed::Short(short), e).await
+    failures::give_up_or_retry(ctx, video, Failing::Short(short), e).await
 }

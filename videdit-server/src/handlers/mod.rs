@@ -35,6 +35,8 @@ pub struct Deps {
     pub media: Option<Arc<MediaDeps>>,
     /// Makes webhook delivery attempts (SSRF-guarded).
     pub webhooks: Sender,
+    /// Opens the sealed webhook secrets (`ENCRYPTION_KEYS`).
+    pub keyring: Arc<videdit_core::sealed::Keyring>,
 }
 
 /// Builds the worker with every handler registered.
@@ -126,7 +128,7 @@ struct DeliveryJob {
 /// Standard Webhooks schedule (a snooze spends no queue attempt).
 async fn deliver(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     let job: DeliveryJob = ctx.job.payload().map_err(|e| JobError::fatal(e.to_string()))?;
-    match webhooks::attempt(ctx.pool(), &deps.webhooks, job.org_id, job.delivery_id).await? {
+    match webhooks::attempt(ctx.pool(), &deps.webhooks, &deps.keyring, job.org_id, job.delivery_id).await? {
         webhooks::Step::Done => Ok(Outcome::Complete),
         webhooks::Step::RetryAfter(after) => Ok(Outcome::Snooze(after)),
     }

@@ -16,7 +16,11 @@ async fn core_and_queue_migrations_apply_in_either_order_twice(pool: PgPool) {
     let core: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit._sqlx_migrations").fetch_one(&pool).await.unwrap();
     let queue: i64 =
         sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!((core, queue), (3, 2));
+    // Each applied once: as many rows as migration files.
+    let files =
+        |dir: &str| std::fs::read_dir(format!("{}/../{dir}/migrations", env!("CARGO_MANIFEST_DIR"))).unwrap().count();
+    assert_eq!((core, queue), (files("videdit-core") as i64, files("videdit-queue") as i64));
+    assert!(core >= 3 && queue >= 2);
 }
 
 async fn uploaded_video(app: &crate::support::TestApp, t: &str) -> String {
@@ -149,16 +153,7 @@ async fn abandoned_uploads_are_cleaned_up(pool: PgPool) {
 
 /// A worker without media: housekeeping jobs only.
 fn housekeeping_worker(pool: &PgPool, app: &crate::support::TestApp) -> videdit_queue::Worker {
-    videdit_server::handlers::build(
-        pool.clone(),
-        videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() },
-        videdit_server::handlers::Deps {
-            storage: app.storage.clone(),
-            media: None,
-            webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
-        },
-    )
-    .unwrap()
+    app.queue_worker(pool, "maintenance")
 }
 
 #[sqlx::test(migrations = false)]

@@ -30,11 +30,7 @@ fn media_deps() -> MediaDeps {
 
 /// Starts a worker with every handler; stops it when dropped.
 fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
-    let deps = worker::Deps {
-        storage: app.storage.clone(),
-        media: Some(Arc::new(media_deps())),
-        webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
-    };
+    let deps = app.worker_deps(Some(Arc::new(media_deps())));
     let config = videdit_queue::WorkerConfig {
         queues: vec!["media".into(), "maintenance".into(), "webhooks".into()],
         concurrency: 2,

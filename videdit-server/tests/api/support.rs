@@ -172,6 +172,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         http_metrics: Default::default(),
         metrics_token: options.metrics_token.map(Secret::new),
         webhook_policy: options.webhook_policy,
+        keyring: keyring(),
     });
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app::routes(state, &base)));
     TestApp {
@@ -226,7 +227,33 @@ pub fn test_key() -> &'static [u8] {
     TEST_KEY
 }
 
+/// The keyring of every test server and worker: a fixed test key (not the
+/// public development one, so a test cannot pass by reading that).
+pub fn keyring() -> Arc<videdit_core::sealed::Keyring> {
+    Arc::new(videdit_core::sealed::Keyring::parse("test-1:dGVzdC1rZXktdGhpcnR5LXR3by1ieXRlcy1sb25nISE=").unwrap())
+}
+
 impl TestApp {
+    /// What a worker of this app needs: its storage and keyring, loopback
+    /// webhooks, and the media stack when given.
+    pub fn worker_deps(
+        &self,
+        media: Option<Arc<videdit_server::handlers::MediaDeps>>,
+    ) -> videdit_server::handlers::Deps {
+        videdit_server::handlers::Deps {
+            storage: self.storage.clone(),
+            media,
+            webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
+            keyring: keyring(),
+        }
+    }
+
+    /// A worker of this app without media, claiming from `queue` only.
+    pub fn queue_worker(&self, pool: &PgPool, queue: &str) -> videdit_queue::Worker {
+        let config = videdit_queue::WorkerConfig { queues: vec![queue.into()], ..Default::default() };
+        videdit_server::handlers::build(pool.clone(), config, self.worker_deps(None)).unwrap()
+    }
+
     pub fn storage_dir(&self) -> &std::path::Path {
         self._dir.path()
     }

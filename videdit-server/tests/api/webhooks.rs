@@ -69,16 +69,7 @@ fn header<'a>(r: &'a Received, name: &str) -> &'a str {
 
 /// A worker for the webhook queue, driven one job at a time.
 fn delivery_worker(pool: &PgPool, app: &TestApp) -> videdit_queue::Worker {
-    videdit_server::handlers::build(
-        pool.clone(),
-        videdit_queue::WorkerConfig { queues: vec!["webhooks".into()], ..Default::default() },
-        videdit_server::handlers::Deps {
-            storage: app.storage.clone(),
-            media: None,
-            webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
-        },
-    )
-    .unwrap()
+    app.queue_worker(pool, "webhooks")
 }
 
 /// Makes every snoozed delivery due now (the schedule's waits are minutes).
@@ -93,6 +84,15 @@ async fn create_endpoint(app: &TestApp, t: &str, url: &str) -> Value {
     let (status, body) = app.call("POST", "/webhooks", Some(t), Some(json!({"url": url}))).await;
     assert_eq!(status, 201, "{body}");
     body
+}
+
+/// An admin of `org` and a new endpoint at `url`: (admin token, id, secret).
+async fn admin_endpoint(app: &TestApp, org: &str, url: &str) -> (String, String, String) {
+    let admin = token("user_admin", Some((org, "org:admin")));
+    let hook = create_endpoint(app, &admin, url).await;
+    let (id, secret) = (hook["id"].as_str().unwrap().to_owned(), hook["secret"].as_str().unwrap().to_owned());
+    assert!(secret.starts_with("whsec_"), "{hook}");
+    (admin, id, secret)
 }
 
 #[sqlx::test(migrations = false)]
@@ -149,15 +149,65 @@ async fn deliveries_verify_with_the_reference_library_also_across_a_rotation(poo
     }
 }
 
+/// Signing secrets are stored sealed (never in the clear), bound to their
+/// organisation: a sealed secret copied into another organisation's
+/// endpoint does not sign there. A secret stored in the clear by an older
+/// version still signs, so upgrading loses no endpoint.
+#[sqlx::test(migrations = false)]
+async fn signing_secrets_are_sealed_at_rest_and_bound_to_their_organisation(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let receiver = Receiver::default();
+    let base = receiver.start().await;
+    let (admin, id, secret) = admin_endpoint(&app, "org_seal", &format!("{base}/hook")).await;
+    let (_, rotated) = app.call("POST", &format!("/webhooks/{id}/rotate-secret"), Some(&admin), None).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    let stored: (String, String) =
+        sqlx::query_as("SELECT secret, previous_secret FROM videdit.webhook_endpoints WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    for (value, plain) in [(&stored.0, &new_secret), (&stored.1, &secret)] {
+        assert!(value.starts_with("v1.test-1."), "sealed with the ring's first key: {value}");
+        let key_part = plain.trim_start_matches("whsec_");
+        assert!(!value.contains(key_part), "no secret in the clear");
+    }
+
+    // Another organisation's endpoint given this endpoint's sealed secret.
+    let other = token("user_other", Some(("org_other", "org:admin")));
+    let theirs = create_endpoint(&app, &other, &format!("{base}/theirs")).await;
+    let their_id = theirs["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE videdit.webhook_endpoints SET secret = $1 WHERE id = $2::uuid")
+        .bind(&stored.0)
+        .bind(&their_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let worker = delivery_worker(&pool, &app);
+    app.call("POST", &format!("/webhooks/{their_id}/test"), Some(&other), None).await;
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Retried(_) | Processed::Dead(_)));
+    assert!(receiver.requests().is_empty(), "nothing is signed with a secret that does not open");
+
+    // A secret stored in the clear (before sealing) still signs.
+    let legacy = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    sqlx::query("UPDATE videdit.webhook_endpoints SET secret = $1, previous_secret = NULL WHERE id = $2::uuid")
+        .bind(legacy)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.call("POST", &format!("/webhooks/{id}/test"), Some(&admin), None).await;
+    assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    verify(legacy, &receiver.requests()[0]);
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_failing_receiver_gets_the_same_event_again_until_it_answers_2xx(pool: PgPool) {
     let app = spawn_app(pool.clone(), Options::default()).await;
     let receiver = Receiver::default();
     receiver.statuses.lock().unwrap().extend([500, 500, 500]);
     let base = receiver.start().await;
-    let admin = token("user_admin", Some(("org_hooks", "org:admin")));
-    let hook = create_endpoint(&app, &admin, &format!("{base}/flaky")).await;
-    let (id, secret) = (hook["id"].as_str().unwrap().to_owned(), hook["secret"].as_str().unwrap().to_owned());
+    let (admin, id, secret) = admin_endpoint(&app, "org_hooks", &format!("{base}/flaky")).await;
     let worker = delivery_worker(&pool, &app);
     let (_, sent) = app.call("POST", &format!("/webhooks/{id}/test"), Some(&admin), None).await;
     for attempt in 1..=3 {
