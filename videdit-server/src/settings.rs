@@ -504,7 +504,7 @@ impl ServerSettings {
         let webhook_policy =
             videdit_webhooks::UrlPolicy { allow_loopback: check.bool("WEBHOOKS_ALLOW_LOOPBACK", false) };
         let whisper_stderr = check.bool("VIDEDIT_WHISPER_STDERR", false);
-        let keyring = Self::keyring(&mut check);
+        let keyring = Self::keyring(&mut check, command);
         if check.errors.is_empty() {
             Ok(Self {
                 bind,
@@ -522,10 +522,11 @@ impl ServerSettings {
         }
     }
 
-    /// `ENCRYPTION_KEYS`, required in production (where the public
+    /// `ENCRYPTION_KEYS`, required in production by `serve` and `worker`,
+    /// the commands that read or write sealed values (where the public
     /// development key is refused).
-    fn keyring(check: &mut Check<'_>) -> std::sync::Arc<Keyring> {
-        let production = Self::production(check);
+    fn keyring(check: &mut Check<'_>, command: Command) -> std::sync::Arc<Keyring> {
+        let production = Self::production(check) && matches!(command, Command::Serve | Command::Worker);
         let ring = match check.var("ENCRYPTION_KEYS") {
             Some(v) => match Keyring::parse(&v) {
                 Ok(ring) if production && ring.key_ids().any(|id| id == videdit_core::sealed::DEVELOPMENT_KEY_ID) => {
@@ -633,6 +634,7 @@ mod tests {
         let ids = |s: &ServerSettings| s.keyring.key_ids().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(ids(&server(Command::Worker, &[]).unwrap()), ["dev"], "development falls back to the public key");
         let prod = ("VIDEDIT_ENV", "production");
+        assert!(server(Command::Migrate, &[prod]).is_ok(), "migrations seal nothing");
         let errors = server(Command::Worker, &[prod]).unwrap_err();
         assert_eq!(
             errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
