@@ -74,6 +74,39 @@ fn unseal(keys: &Keyring, org: OrgId, stored: &str) -> Result<WebhookSecret> {
     WebhookSecret::parse(&plain).map_err(|_| bad("not a whsec_ secret".into()))
 }
 
+/// Seals again every stored signing secret that is in the clear (written
+/// before secrets were sealed) or sealed by a key other than the keyring's
+/// first, so an old key can leave `ENCRYPTION_KEYS` once this has run.
+/// Returns how many endpoints changed. A value that does not open is left
+/// as it is and logged (its key is missing from the ring).
+///
+/// # Errors
+/// Database failures.
+pub async fn reseal_secrets(pool: &PgPool, keys: &Keyring) -> Result<usize> {
+    let mut changed = 0;
+    let mut after = None;
+    loop {
+        let page = db::stored_webhook_secrets(pool, after, 200).await?;
+        let Some(last) = page.last() else { return Ok(changed) };
+        after = Some(last.id);
+        for stored in page.iter().filter(|s| {
+            keys.needs_reseal(&s.secret) || s.previous_secret.as_deref().is_some_and(|p| keys.needs_reseal(p))
+        }) {
+            let again = |v: &str| unseal(keys, stored.org_id, v).map(|s| seal(keys, stored.org_id, &s));
+            match (again(&stored.secret), stored.previous_secret.as_deref().map(again).transpose()) {
+                (Ok(secret), Ok(previous)) => {
+                    if db::reseal_webhook_secrets(pool, stored, &secret, previous.as_deref()).await? {
+                        changed += 1;
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(endpoint = %stored.id, error = %e, "a webhook secret could not be sealed again");
+                }
+            }
+        }
+    }
+}
+
 /// Creates an endpoint after checking its URL against the SSRF policy.
 /// Returns the endpoint and its secret, which is shown this once; the
 /// secret is stored sealed with `keys`.

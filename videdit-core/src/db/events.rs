@@ -296,6 +296,67 @@ pub async fn rotate_webhook_secret(
     org_row(db, &sql, org, id, endpoint_not_found, |q| q.bind(secret).bind(previous_until)).await
 }
 
+/// A stored signing secret that is to be sealed again.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredSecret {
+    /// The endpoint.
+    pub id: WebhookId,
+    /// Its organisation.
+    pub org_id: OrgId,
+    /// `secret` as stored.
+    pub secret: String,
+    /// `previous_secret` as stored.
+    pub previous_secret: Option<String>,
+}
+
+/// Every endpoint's stored secrets, of all organisations, `limit` at a
+/// time after `after` (by id): for the maintenance pass that seals values
+/// again after a key rotation. Nothing of it leaves the server.
+///
+/// # Errors
+/// Database failures.
+pub async fn stored_webhook_secrets(
+    db: impl PgExecutor<'_>,
+    after: Option<WebhookId>,
+    limit: i64,
+) -> Result<Vec<StoredSecret>> {
+    Ok(sqlx::query_as(
+        "SELECT id, org_id, secret, previous_secret FROM videdit.webhook_endpoints
+         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Replaces stored secrets with the same secrets sealed again, only if
+/// they are still what was read (`expected`), so a rotation in between is
+/// never undone. Returns whether the row changed.
+///
+/// # Errors
+/// Database failures.
+pub async fn reseal_webhook_secrets(
+    db: impl PgExecutor<'_>,
+    expected: &StoredSecret,
+    secret: &str,
+    previous_secret: Option<&str>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE videdit.webhook_endpoints SET secret = $4, previous_secret = $5
+         WHERE org_id = $1 AND id = $2 AND secret = $3 AND previous_secret IS NOT DISTINCT FROM $6",
+    )
+    .bind(expected.org_id)
+    .bind(expected.id)
+    .bind(&expected.secret)
+    .bind(secret)
+    .bind(previous_secret)
+    .bind(&expected.previous_secret)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Disables an endpoint with a reason. Returns whether it was enabled.
 ///
 /// # Errors

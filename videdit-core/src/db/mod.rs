@@ -24,9 +24,10 @@ use sqlx::{Connection, Encode, FromRow, PgExecutor, PgPool, Postgres, Type};
 use std::time::Duration;
 
 pub use events::{
-    Delivery, PendingDelivery, WebhookEndpoint, WebhookUpdate, delete_webhook, deliveries_for, disable_webhook,
-    get_delivery, get_event, get_webhook, insert_event, insert_webhook, list_deliveries, list_events, list_webhooks,
-    record_attempt, record_endpoint_health, reset_delivery, rotate_webhook_secret, update_webhook,
+    Delivery, PendingDelivery, StoredSecret, WebhookEndpoint, WebhookUpdate, delete_webhook, deliveries_for,
+    disable_webhook, get_delivery, get_event, get_webhook, insert_event, insert_webhook, list_deliveries, list_events,
+    list_webhooks, record_attempt, record_endpoint_health, reseal_webhook_secrets, reset_delivery,
+    rotate_webhook_secret, stored_webhook_secrets, update_webhook,
 };
 pub use idempotency::{
     IDEMPOTENCY_LEASE_SECONDS, IDEMPOTENCY_TTL_HOURS, IdempotencyClaim, claim_idempotency, finish_idempotency,

@@ -101,7 +101,8 @@ async fn delete(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
 }
 
 /// Aborts uploads never completed (storage first, then their rows and
-/// videos) and forgets expired idempotency keys; then schedules its next
+/// videos), forgets expired idempotency keys and seals again webhook
+/// secrets not sealed by the keyring's first key; then schedules its next
 /// run in the same transaction.
 async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     let pool = ctx.pool().clone();
@@ -109,6 +110,10 @@ async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     let pruned = videdit_core::db::prune_idempotency(&pool).await.map_err(Error::from)?;
     if pruned > 0 {
         tracing::info!(pruned, "forgot expired idempotency keys");
+    }
+    let resealed = webhooks::reseal_secrets(&pool, &deps.keyring).await?;
+    if resealed > 0 {
+        tracing::info!(resealed, "sealed webhook secrets again with the current key");
     }
     let mut tx = pool.begin().await.map_err(Error::from)?;
     ctx.complete_in(&mut tx).await.map_err(JobError::from)?;

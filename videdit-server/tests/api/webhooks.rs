@@ -201,6 +201,59 @@ async fn signing_secrets_are_sealed_at_rest_and_bound_to_their_organisation(pool
     verify(legacy, &receiver.requests()[0]);
 }
 
+/// After a key rotation (a new key first in `ENCRYPTION_KEYS`), the
+/// maintenance pass seals every stored secret (and one still in the clear)
+/// with the new key, and deliveries keep verifying with the same secret;
+/// then the old key can leave the ring.
+#[sqlx::test(migrations = false)]
+async fn the_maintenance_pass_seals_every_secret_again_after_a_key_rotation(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let receiver = Receiver::default();
+    let base = receiver.start().await;
+    let (_, _, secret) = admin_endpoint(&app, "org_rot", &format!("{base}/a")).await;
+    let (admin, legacy_id, _) = admin_endpoint(&app, "org_rot", &format!("{base}/b")).await;
+    let legacy = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    sqlx::query("UPDATE videdit.webhook_endpoints SET secret = $1 WHERE id = $2::uuid")
+        .bind(legacy)
+        .bind(&legacy_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let new_key = "test-2:bmV3LWtleS10aGlydHktdHdvLWJ5dGVzLWxvbmchISE=";
+    let rotated =
+        videdit_core::sealed::Keyring::parse(&format!("{new_key},test-1:dGVzdC1rZXktdGhpcnR5LXR3by1ieXRlcy1sb25nISE="))
+            .unwrap();
+    let mut deps = app.worker_deps(None);
+    deps.keyring = Arc::new(rotated);
+    let config = videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() };
+    let maintenance = videdit_server::handlers::build(pool.clone(), config, deps).unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_server::handlers::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await.unwrap();
+    drop(conn);
+    assert!(matches!(maintenance.process_next().await.unwrap(), Processed::Completed(_)));
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT secret FROM videdit.webhook_endpoints ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|s| s.starts_with("v1.test-2.")), "{stored:?}");
+
+    // Only the new key now: both endpoints still sign with their secrets.
+    let mut deps = app.worker_deps(None);
+    deps.keyring = Arc::new(videdit_core::sealed::Keyring::parse(new_key).unwrap());
+    let config = videdit_queue::WorkerConfig { queues: vec!["webhooks".into()], ..Default::default() };
+    let delivery = videdit_server::handlers::build(pool.clone(), config, deps).unwrap();
+    let (_, hooks) = app.call("GET", "/webhooks", Some(&admin), None).await;
+    for hook in hooks.as_array().unwrap() {
+        app.call("POST", &format!("/webhooks/{}/test", hook["id"].as_str().unwrap()), Some(&admin), None).await;
+        assert!(matches!(delivery.process_next().await.unwrap(), Processed::Completed(_)));
+    }
+    let got = receiver.requests();
+    assert_eq!(got.len(), 2);
+    let by_path = |p: &str| got.iter().find(|r| r.path == p).unwrap();
+    verify(&secret, by_path("/a"));
+    verify(legacy, by_path("/b"));
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_failing_receiver_gets_the_same_event_again_until_it_answers_2xx(pool: PgPool) {
     let app = spawn_app(pool.clone(), Options::default()).await;
