@@ -112,6 +112,7 @@ async fn main() {
             min_refresh_interval: Duration::from_secs(30),
         })))),
         rate_limiter: RateLimiter::new(0.0, 1.0),
+        ip_rate_limiter: RateLimiter::new(0.0, 1.0),
         limits: Limits { requests_per_second: 0.0, ..Limits::default() },
         http_metrics: Default::default(),
         metrics_token: None,

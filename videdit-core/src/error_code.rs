@@ -130,6 +130,8 @@ error_codes! {
     /// The upload is larger than the organisation's limit or its declared size.
     UploadTooLarge => ("upload_too_large", 413, false),
     // --- limits ---
+    /// A request body over the API's limit (1 MiB; uploads go to storage).
+    RequestTooLarge => ("request_too_large", 413, false),
     /// The organisation's plan quota is used up.
     QuotaExceeded => ("quota_exceeded", 402, false),
     /// Too many requests; slow down.

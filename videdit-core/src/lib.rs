@@ -31,6 +31,7 @@ pub mod sealed;
 pub mod secret;
 pub mod short;
 pub mod storage;
+pub mod text;
 pub mod time_range;
 pub mod transcript;
 pub mod video;

@@ -190,7 +190,7 @@ impl ClipRecipe {
         }
         for (i, w) in self.words.iter().enumerate() {
             let ok = w.start.is_finite() && w.end.is_finite() && w.start >= 0.0 && w.end >= w.start;
-            if !ok || w.text.chars().count() > MAX_WORD_CHARS || w.text.chars().any(char::is_control) {
+            if !ok || w.text.chars().count() > MAX_WORD_CHARS || w.text.chars().any(crate::text::is_forbidden) {
                 return Err(InvalidRecipe(format!(
                     "word {i} needs 0 <= start <= end and at most {MAX_WORD_CHARS} printable characters"
                 )));
@@ -202,7 +202,7 @@ impl ClipRecipe {
         if self.title.chars().count() > MAX_TITLE_CHARS {
             return Err(InvalidRecipe(format!("a title has at most {MAX_TITLE_CHARS} characters")));
         }
-        Ok(())
+        crate::text::check("the title", &self.title).map_err(InvalidRecipe)
     }
 }
 

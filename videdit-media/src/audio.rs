@@ -8,7 +8,7 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::process::{Ffmpeg, StdoutRun, file_arg, safe_input_args};
+use crate::process::{Ffmpeg, StdoutRun, file_arg, read_limit, safe_input_args};
 
 /// Samples per second of the extracted audio.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -44,20 +44,28 @@ pub fn input_arg(input: &str) -> String {
 }
 
 /// ffmpeg's arguments for extracting `range` of `input` as 16 kHz mono f32
-/// on stdout, with the protocol and demuxer whitelists.
+/// on stdout, with the protocol and demuxer whitelists. The input is read
+/// for the range, and never for longer than [`read_limit`]`(media_seconds)`
+/// (`media_seconds` is the probed length of what is extracted), so a file
+/// that holds more than it declares is not read past that.
 #[must_use]
-pub fn ffmpeg_args(input: &str, range: AudioRange) -> Vec<String> {
+pub fn ffmpeg_args(input: &str, range: AudioRange, media_seconds: f64) -> Vec<String> {
     let mut args: Vec<String> = vec!["-v".into(), "error".into()];
     let start = range.start.filter(|s| s.is_finite() && *s > 0.0);
     if let Some(start) = start {
         // Before -i: fast input seeking, accurate for audio.
         args.extend(["-ss".into(), format!("{start:.3}")]);
     }
-    args.extend(safe_input_args(&input_arg(input)));
-    if let Some(end) = range.end.filter(|e| e.is_finite()) {
-        let duration = (end - start.unwrap_or(0.0)).max(0.0);
-        args.extend(["-t".into(), format!("{duration:.3}")]);
+    let wanted = range.end.filter(|e| e.is_finite()).map(|end| (end - start.unwrap_or(0.0)).max(0.0));
+    let read = match (wanted, read_limit(media_seconds)) {
+        (Some(w), Some(l)) => Some(w.min(l)),
+        (w, l) => w.or(l),
+    };
+    if let Some(seconds) = read {
+        // Before -i as well: ffmpeg stops reading the input there.
+        args.extend(["-t".into(), format!("{seconds:.3}")]);
     }
+    args.extend(safe_input_args(&input_arg(input)));
     args.extend(
         ["-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"].map(String::from),
     );
@@ -65,7 +73,8 @@ pub fn ffmpeg_args(input: &str, range: AudioRange) -> Vec<String> {
 }
 
 /// Starts extracting `range` of `input` (a local path or an `http(s)` URL).
-/// `media_seconds` (the length of the range) sets ffmpeg's deadline.
+/// `media_seconds` (the probed length of the range) sets ffmpeg's deadline
+/// and bounds how much is read (see [`ffmpeg_args`]).
 ///
 /// # Errors
 /// [`Error::Spawn`] when ffmpeg cannot be started; later errors come from
@@ -77,7 +86,7 @@ pub fn open(
     media_seconds: f64,
     cancel: CancellationToken,
 ) -> Result<AudioReader> {
-    let run = ffmpeg.spawn_stdout(&ffmpeg_args(input, range), media_seconds, cancel)?;
+    let run = ffmpeg.spawn_stdout(&ffmpeg_args(input, range, media_seconds), media_seconds, cancel)?;
     Ok(AudioReader { run, pending: Vec::new(), done: false, read_samples: 0 })
 }
 
@@ -171,14 +180,19 @@ mod tests {
 
     #[test]
     fn arguments_whitelist_and_seek() {
-        let a = ffmpeg_args("/tmp/a b.mp4", AudioRange { start: Some(5.0), end: Some(7.5) });
+        let a = ffmpeg_args("/tmp/a b.mp4", AudioRange { start: Some(5.0), end: Some(7.5) }, 2.5);
         let s = a.join(" ");
-        assert!(s.starts_with("-v error -ss 5.000 -protocol_whitelist file,pipe -format_whitelist "), "{s}");
-        assert!(s.contains("-i file:/tmp/a b.mp4 -t 2.500 -map 0:a:0"), "{s}");
+        assert!(s.starts_with("-v error -ss 5.000 -t 2.500 -protocol_whitelist file,pipe -format_whitelist "), "{s}");
+        assert!(s.contains("-i file:/tmp/a b.mp4 -map 0:a:0"), "{s}");
         assert!(s.ends_with("-ac 1 -ar 16000 -f f32le pipe:1"), "{s}");
-        let u = ffmpeg_args("https://s3/x?sig=1", AudioRange::default()).join(" ");
+        let u = ffmpeg_args("https://s3/x?sig=1", AudioRange::default(), 0.0).join(" ");
         assert!(u.contains("-protocol_whitelist http,https,tcp,tls,crypto") && u.contains("-i https://s3/x?sig=1"));
         assert!(!u.contains("-ss") && !u.contains("-t "));
+        // The probed duration bounds the read, and a range cannot widen it.
+        let whole = ffmpeg_args("/a.mka", AudioRange::default(), 60.0).join(" ");
+        assert!(whole.starts_with("-v error -t 63.000 -protocol_whitelist"), "{whole}");
+        let wide = ffmpeg_args("/a.mka", AudioRange { start: None, end: Some(1e9) }, 60.0).join(" ");
+        assert!(wide.starts_with("-v error -t 63.000 -protocol_whitelist"), "{wide}");
         assert_eq!(input_arg("-i"), "file:-i");
     }
 }

@@ -370,8 +370,8 @@ where
     persist(&final_video, &outputs.video).await?;
     progress(1.0);
     let elapsed = started.elapsed().as_secs_f64();
+    // Not the source: on a server it is a presigned URL, a credential.
     tracing::info!(
-        source = %recipe.source,
         duration,
         elapsed,
         speed = duration / elapsed.max(1e-9),

@@ -108,8 +108,8 @@ pub async fn find_jobs(db: impl PgExecutor<'_>, filter: &serde_json::Value, limi
 pub async fn retry_dead(db: impl PgExecutor<'_>, id: uuid::Uuid) -> Result<uuid::Uuid> {
     sqlx::query_scalar(
         "WITH gone AS (DELETE FROM videdit_queue.job_history WHERE id = $1 AND final_state = 'dead' RETURNING *)
-         INSERT INTO videdit_queue.jobs (id, queue, kind, payload, metadata, state, priority, max_attempts, unique_key, errors, created_at)
-         SELECT id, queue, kind, payload, metadata, 'available', priority, max_attempts, unique_key, errors, created_at FROM gone
+         INSERT INTO videdit_queue.jobs (id, queue, kind, payload, metadata, state, priority, max_attempts, unique_key, errors, created_at, group_key)
+         SELECT id, queue, kind, payload, metadata, 'available', priority, max_attempts, unique_key, errors, created_at, group_key FROM gone
          RETURNING id",
     )
     .bind(id)

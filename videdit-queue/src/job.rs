@@ -31,6 +31,44 @@ pub struct JobSpec {
     pub timeout: Option<Duration>,
     /// Free-form data for observers (not the handler's input).
     pub metadata: serde_json::Value,
+    /// The group the job belongs to (a tenant: the videdit server sets the
+    /// organisation), for fair sharing between groups; none by default.
+    pub group: Option<String>,
+}
+
+/// Builder methods of [`JobSpec`], one line each: `name(arg: Type) => field = value;`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $field:ident = $value:expr;)*) => {
+        impl JobSpec {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, $arg: $ty) -> Self {
+                    self.$field = $value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// On another queue.
+    queue(queue: impl Into<String>) => queue = queue.into();
+    /// With a priority (lower first).
+    priority(priority: i16) => priority = priority;
+    /// Scheduled for later.
+    run_at(at: OffsetDateTime) => run_at = Some(at);
+    /// With a number of attempts.
+    max_attempts(n: u32) => max_attempts = n;
+    /// With a unique key.
+    unique_key(key: impl Into<String>) => unique_key = Some(key.into());
+    /// With a timeout.
+    timeout(timeout: Duration) => timeout = Some(timeout);
+    /// With metadata.
+    metadata(metadata: serde_json::Value) => metadata = metadata;
+    /// In a group (see [`crate::Fairness`]).
+    group(key: impl Into<String>) => group = Some(key.into());
 }
 
 impl JobSpec {
@@ -49,56 +87,8 @@ impl JobSpec {
             unique_key: None,
             timeout: None,
             metadata: serde_json::Value::Object(Default::default()),
+            group: None,
         })
-    }
-
-    /// On another queue.
-    #[must_use]
-    pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
-        self
-    }
-
-    /// With a priority (lower first).
-    #[must_use]
-    pub fn priority(mut self, priority: i16) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// Scheduled for later.
-    #[must_use]
-    pub fn run_at(mut self, at: OffsetDateTime) -> Self {
-        self.run_at = Some(at);
-        self
-    }
-
-    /// With a number of attempts.
-    #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
-        self
-    }
-
-    /// With a unique key.
-    #[must_use]
-    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
-        self.unique_key = Some(key.into());
-        self
-    }
-
-    /// With a timeout.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// With metadata.
-    #[must_use]
-    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
-        self.metadata = metadata;
-        self
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -110,6 +100,9 @@ impl JobSpec {
         }
         if self.max_attempts == 0 || self.max_attempts > 1000 {
             return Err(Error::Invalid("max_attempts must be 1..=1000".into()));
+        }
+        if self.group.as_ref().is_some_and(|g| g.is_empty() || g.len() > 200) {
+            return Err(Error::Invalid("group must have 1 to 200 characters".into()));
         }
         Ok(())
     }
@@ -140,6 +133,8 @@ pub struct Job {
     pub run_at: OffsetDateTime,
     /// Errors of earlier attempts.
     pub errors: serde_json::Value,
+    /// Its group, if any.
+    pub group_key: Option<String>,
 }
 
 impl Job {

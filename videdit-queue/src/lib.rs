@@ -14,8 +14,15 @@
 //! - **Outcomes**: complete (optionally in the handler's own transaction),
 //!   retry with exponential backoff and jitter, snooze, fail, cancel; every
 //!   attempt's error is kept.
-//! - **Wake-ups**: `NOTIFY` at enqueue (one per queue per statement) with a
-//!   polling fallback, or poll-only for PgBouncer.
+//! - **Wake-ups**: `NOTIFY` at enqueue (one per queue per statement, sent by
+//!   the insert itself) with a polling fallback, or poll-only for PgBouncer.
+//! - **Batched mode** ([`Batching`]): one statement claims every free slot
+//!   (and a bounded prefetch buffer under short leases); the ends of
+//!   attempts are recorded together within a few milliseconds, each still
+//!   fenced by its lease token, one by one when a batch fails.
+//! - **Fair sharing** ([`Fairness`]): jobs may carry a group key (a tenant);
+//!   claims take from groups in turn and can cap the jobs running per group
+//!   and per group and kind.
 //! - Finished jobs move to a history table, so the hot table stays small.
 //!
 //! ```no_run
@@ -39,14 +46,18 @@
 //! ```
 
 pub mod admin;
+mod batch;
 mod error;
+mod fairness;
 mod job;
 mod metrics;
 pub mod queue;
 mod retry;
 mod worker;
 
+pub use batch::Batching;
 pub use error::{Error, JobError, Result};
+pub use fairness::Fairness;
 pub use job::{DEFAULT_QUEUE, Job, JobSpec, JobState};
 pub use metrics::Metrics;
 pub use queue::{CancelOutcome, FailOutcome, Heartbeat, Swept, cancel, claim, enqueue, enqueue_many, sweep};
@@ -65,18 +76,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Database failures.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<()> {
     use sqlx::Connection;
+    // A connection of its own: its search_path is changed, so it is closed
+    // afterwards instead of going back to the pool.
     let mut conn = pool.acquire().await?.detach();
     let result = async {
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
-        let run = async {
-            sqlx::query("CREATE SCHEMA IF NOT EXISTS videdit_queue").execute(&mut conn).await?;
-            sqlx::query("SET search_path TO videdit_queue").execute(&mut conn).await?;
-            MIGRATOR.run_direct(&mut conn).await?;
-            Ok::<_, Error>(())
-        }
-        .await;
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
-        run
+        // Two processes creating the schema at once would collide; the
+        // migrator serialises the rest with its own lock.
+        let mut tx = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+        sqlx::query("CREATE SCHEMA IF NOT EXISTS videdit_queue").execute(&mut *tx).await?;
+        tx.commit().await?;
+        sqlx::query("SET search_path TO videdit_queue").execute(&mut conn).await?;
+        MIGRATOR.run_direct(&mut conn).await?;
+        Ok::<_, Error>(())
     }
     .await;
     let _ = conn.close().await;

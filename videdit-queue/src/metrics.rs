@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::worker::Processed;
+
 /// Live figures of one worker process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -21,6 +23,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a recorded end of an attempt.
+    pub(crate) fn count(&self, processed: &Processed) {
+        let counter = match processed {
+            Processed::Completed(_) => &self.completed,
+            Processed::Retried(_) => &self.retried,
+            Processed::Dead(_) => &self.failed,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Prometheus text lines.
     pub fn render(&self, out: &mut String) {
         for (name, help, kind, v) in [

@@ -19,15 +19,26 @@ use crate::retry::RetryPolicy;
 pub const CHANNEL: &str = "videdit_queue";
 
 const JOB_COLUMNS: &str =
-    "id, queue, kind, payload, metadata, attempt, max_attempts, timeout_ms, lease_token, run_at, errors";
+    "id, queue, kind, payload, metadata, attempt, max_attempts, timeout_ms, lease_token, run_at, errors, group_key";
 
-/// Moves the job that the CTE `gone` deleted into the history.
-const TO_HISTORY: &str = "INSERT INTO videdit_queue.job_history
-    (id, queue, kind, payload, metadata, final_state, priority, attempt, max_attempts, unique_key, progress, errors, created_at, started_at)
-    SELECT id, queue, kind, payload, metadata, $final, priority, attempt, max_attempts, unique_key, progress, errors, created_at, started_at FROM gone";
+/// The columns of a job that `gone` (a CTE that deleted live jobs) returns,
+/// with `errors` computed by `$errors`.
+fn gone_columns(prefix: &str, errors: &str) -> String {
+    let p = prefix;
+    format!(
+        "{p}id, {p}queue, {p}kind, {p}payload, {p}metadata, {p}priority, {p}attempt, {p}max_attempts, {p}unique_key, \
+         {p}progress, {errors} AS errors, {p}created_at, {p}started_at, {p}group_key"
+    )
+}
 
+/// Moves the jobs that the CTE `gone` deleted into the history, each with
+/// the final state `final_state` (an SQL expression over `gone`).
 fn to_history(final_state: &str) -> String {
-    TO_HISTORY.replace("$final", &format!("'{final_state}'"))
+    format!(
+        "INSERT INTO videdit_queue.job_history
+            (id, queue, kind, payload, metadata, final_state, priority, attempt, max_attempts, unique_key, progress, errors, created_at, started_at, group_key)
+         SELECT id, queue, kind, payload, metadata, {final_state}, priority, attempt, max_attempts, unique_key, progress, errors, created_at, started_at, group_key FROM gone"
+    )
 }
 
 fn error_entry(attempt: i32, message: &str, code: Option<&str>) -> serde_json::Value {
@@ -52,7 +63,9 @@ pub async fn enqueue(conn: &mut PgConnection, spec: &JobSpec) -> Result<uuid::Uu
     Ok(enqueue_many(conn, std::slice::from_ref(spec)).await?[0])
 }
 
-/// Enqueues several jobs in one statement, with one wake-up per queue.
+/// Enqueues several jobs, with one wake-up per queue: the jobs without a
+/// unique key in one statement (its NOTIFY included), each job with a key in
+/// a statement of its own.
 ///
 /// # Errors
 /// Invalid specs or database failures.
@@ -60,52 +73,95 @@ pub async fn enqueue_many(conn: &mut PgConnection, specs: &[JobSpec]) -> Result<
     for s in specs {
         s.validate()?;
     }
-    let mut ids = Vec::with_capacity(specs.len());
+    let mut ids: Vec<Option<uuid::Uuid>> = vec![None; specs.len()];
+    let plain: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].unique_key.is_none()).collect();
     let mut queues = BTreeSet::new();
-    for s in specs {
-        // A loser of a unique-key race must see the winner, so retry once if
-        // the winner finished between our insert and our select.
-        let mut id = None;
-        for _ in 0..3 {
-            let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
-                "INSERT INTO videdit_queue.jobs (id, queue, kind, payload, metadata, state, priority, run_at, max_attempts, unique_key, timeout_ms)
-                 VALUES ($1, $2, $3, $4, $5, 'available', $6, COALESCE($7, now()), $8, $9, $10)
-                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-                 RETURNING id",
-            )
-            .bind(uuid::Uuid::now_v7())
-            .bind(&s.queue)
-            .bind(&s.kind)
-            .bind(&s.payload)
-            .bind(&s.metadata)
-            .bind(s.priority)
-            .bind(s.run_at)
-            .bind(s.max_attempts as i32)
-            .bind(&s.unique_key)
-            .bind(s.timeout.map(|t| t.as_millis() as i64))
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(new) = inserted {
-                queues.insert(s.queue.clone());
-                id = Some(new);
-                break;
-            }
-            let existing: Option<uuid::Uuid> =
-                sqlx::query_scalar("SELECT id FROM videdit_queue.jobs WHERE unique_key = $1")
-                    .bind(&s.unique_key)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if existing.is_some() {
-                id = existing;
-                break;
-            }
+    if !plain.is_empty() {
+        let new_ids: Vec<uuid::Uuid> = plain.iter().map(|_| uuid::Uuid::now_v7()).collect();
+        fn column<T>(specs: &[JobSpec], which: &[usize], f: impl Fn(&JobSpec) -> T) -> Vec<T> {
+            which.iter().map(|&i| f(&specs[i])).collect()
         }
-        ids.push(id.ok_or_else(|| Error::Invalid("unique key kept changing hands; try again".into()))?);
+        let notify: Vec<String> =
+            plain.iter().map(|&i| specs[i].queue.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        sqlx::query(
+            "WITH ins AS (
+                INSERT INTO videdit_queue.jobs (id, queue, kind, payload, metadata, state, priority, run_at, max_attempts, timeout_ms, group_key)
+                SELECT id, queue, kind, payload, metadata, 'available', priority, COALESCE(run_at, now()), max_attempts, timeout_ms, group_key
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::int2[], $7::timestamptz[], $8::int4[], $9::int8[], $10::text[])
+                     AS t(id, queue, kind, payload, metadata, priority, run_at, max_attempts, timeout_ms, group_key)
+                RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM ins), (SELECT count(pg_notify($11, q)) FROM unnest($12::text[]) q)",
+        )
+        .bind(&new_ids)
+        .bind(column(specs, &plain, |s| s.queue.clone()))
+        .bind(column(specs, &plain, |s| s.kind.clone()))
+        .bind(column(specs, &plain, |s| s.payload.clone()))
+        .bind(column(specs, &plain, |s| s.metadata.clone()))
+        .bind(column(specs, &plain, |s| s.priority))
+        .bind(column(specs, &plain, |s| s.run_at))
+        .bind(column(specs, &plain, |s| s.max_attempts as i32))
+        .bind(column(specs, &plain, |s| s.timeout.map(|t| t.as_millis() as i64)))
+        .bind(column(specs, &plain, |s| s.group.clone()))
+        .bind(CHANNEL)
+        .bind(&notify)
+        .execute(&mut *conn)
+        .await?;
+        for (&i, id) in plain.iter().zip(new_ids) {
+            ids[i] = Some(id);
+        }
+    }
+    for (i, s) in specs.iter().enumerate().filter(|(_, s)| s.unique_key.is_some()) {
+        let (id, inserted) = enqueue_unique(conn, s).await?;
+        if inserted {
+            queues.insert(s.queue.clone());
+        }
+        ids[i] = Some(id);
     }
     for q in queues {
         sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&q).execute(&mut *conn).await?;
     }
-    Ok(ids)
+    Ok(ids.into_iter().map(|id| id.expect("every spec has its id")).collect())
+}
+
+/// Inserts a job with a unique key, or finds the live job holding the key;
+/// says which and whether it inserted.
+async fn enqueue_unique(conn: &mut PgConnection, s: &JobSpec) -> Result<(uuid::Uuid, bool)> {
+    // A loser of a unique-key race must see the winner, so retry if the
+    // winner finished between our insert and our select.
+    for _ in 0..3 {
+        let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO videdit_queue.jobs (id, queue, kind, payload, metadata, state, priority, run_at, max_attempts, unique_key, timeout_ms, group_key)
+             VALUES ($1, $2, $3, $4, $5, 'available', $6, COALESCE($7, now()), $8, $9, $10, $11)
+             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(&s.queue)
+        .bind(&s.kind)
+        .bind(&s.payload)
+        .bind(&s.metadata)
+        .bind(s.priority)
+        .bind(s.run_at)
+        .bind(s.max_attempts as i32)
+        .bind(&s.unique_key)
+        .bind(s.timeout.map(|t| t.as_millis() as i64))
+        .bind(&s.group)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(new) = inserted {
+            return Ok((new, true));
+        }
+        let existing: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM videdit_queue.jobs WHERE unique_key = $1")
+                .bind(&s.unique_key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+    }
+    Err(Error::Invalid("unique key kept changing hands; try again".into()))
 }
 
 /// Claims up to `limit` due jobs of the given queues (skipping paused
@@ -116,6 +172,168 @@ pub async fn enqueue_many(conn: &mut PgConnection, specs: &[JobSpec]) -> Result<
 /// Database failures.
 pub async fn claim(db: impl PgExecutor<'_>, queues: &[String], limit: u32, lease: Duration) -> Result<Vec<Job>> {
     claim_kinds(db, queues, None, limit, lease).await
+}
+
+/// The filter of due, claimable jobs (`$1` queues, `$4` kinds or NULL), on `j`.
+const DUE: &str =
+    "j.state = 'available' AND j.queue = ANY($1) AND j.run_at <= now() AND ($4::text[] IS NULL OR j.kind = ANY($4))
+      AND j.queue NOT IN (SELECT name FROM videdit_queue.queues WHERE paused)";
+
+/// Marks the jobs `$picked` (an SQL array of ids, locked by the caller)
+/// running under a fresh lease of `$3` seconds and returns them (`$2`, the
+/// limit, is named once even when [`ClaimSpec::sql`] writes it out). The ids go
+/// in as an array, not a join, so that the plan looks them up by primary
+/// key whatever the planner guesses about how many there are.
+fn mark_running(picked: &str) -> String {
+    format!(
+        "UPDATE videdit_queue.jobs j
+         SET state = 'running', attempt = j.attempt + 1, lease_token = gen_random_uuid(),
+             lease_until = now() + make_interval(secs => $3), started_at = now()
+         WHERE j.id = ANY(ARRAY({picked})) AND $2::int8 > 0
+         RETURNING {}",
+        JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// What to claim: the parameters of a claim statement.
+///
+/// Fair sharing between job groups: a claim walks the
+/// groups with due jobs in key order, starting after `after` (the last group
+/// the previous claim served, so successive claims go round), takes from
+/// each in turn (the first job of every group, then the second, …), and
+/// skips groups and kinds at their running limit. Ungrouped jobs form the
+/// group `""`. At most `limit` groups are visited per claim, and the first
+/// `4 × limit` due jobs of each: a group whose first jobs are all of kinds
+/// at their cap gets nothing from this claim (never more than its caps).
+///
+/// The limits count jobs running when the claim starts: exact for one
+/// claimer at a time; two processes claiming for the same group at the same
+/// instant may together exceed it by what each took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimSpec<'a> {
+    pub queues: &'a [String],
+    pub kinds: Option<&'a [String]>,
+    pub limit: u32,
+    pub lease: Duration,
+    /// Fair sharing, and the group the previous claim ended with.
+    pub fair: Option<(&'a crate::Fairness, &'a str)>,
+}
+
+impl<'a> ClaimSpec<'a> {
+    /// The statement that marks the claimed jobs running and returns them.
+    ///
+    /// A small limit is written into the statement rather than passed as
+    /// `$2`: the planner then costs the generic plan like a custom one, so
+    /// the cached plan is reused instead of planning every claim anew (a
+    /// fifth of a claim's time at concurrency 8). Larger (batched) claims
+    /// are rarer and plan each time.
+    /// The fair claim's caps (`$6` to `$8`) are written out too, for the same
+    /// reason: they are the worker's settings, the same in every claim.
+    fn sql(&self) -> String {
+        let mut sql = self.sql_with_limit_param();
+        if let Some((fairness, _)) = self.fair {
+            let (kinds, caps): (Vec<String>, Vec<String>) = fairness
+                .max_running_per_kind
+                .iter()
+                .map(|(k, n)| (format!("'{}'", k.replace('\'', "''")), n.to_string()))
+                .unzip();
+            let cap = fairness.max_running_per_group.map_or("NULL".to_owned(), |n| n.to_string());
+            sql = sql
+                .replace("$6", &format!("{cap}::int4"))
+                .replace("$7", &format!("ARRAY[{}]::text[]", kinds.join(", ")))
+                .replace("$8", &format!("ARRAY[{}]::int4[]", caps.join(", ")));
+        }
+        if self.limit <= 32 { sql.replace("$2", &self.limit.to_string()) } else { sql }
+    }
+
+    fn sql_with_limit_param(&self) -> String {
+        if self.fair.is_none() {
+            return mark_running(&format!(
+                "SELECT j.id FROM videdit_queue.jobs j WHERE {DUE}
+                 ORDER BY j.queue, j.priority, j.run_at, j.id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"
+            ));
+        }
+        let next_group = format!(
+            "SELECT coalesce(j.group_key, '') FROM videdit_queue.jobs j
+             WHERE {DUE} AND coalesce(j.group_key, '') > {{from}} ORDER BY coalesce(j.group_key, '') LIMIT 1"
+        );
+        let picked = format!(
+            "WITH RECURSIVE
+             after_cursor(g, n) AS (
+                SELECT ({first_after}), 1
+                UNION ALL SELECT ({next}), n + 1 FROM after_cursor WHERE g IS NOT NULL AND n < $2
+             ),
+             from_start(g, n) AS (
+                SELECT ({first_start}), 1
+                UNION ALL SELECT ({next_start}), n + 1 FROM from_start WHERE g IS NOT NULL AND g <= $5 AND n < $2
+             ),
+             turn AS (
+                SELECT g, n FROM (
+                    SELECT g, n FROM after_cursor WHERE g IS NOT NULL
+                    UNION ALL SELECT g, n + $2 FROM from_start WHERE g IS NOT NULL AND g <= $5
+                ) t ORDER BY n LIMIT $2
+             ),
+             allowance AS (
+                SELECT t.g, t.n,
+                       CASE WHEN $6::int4 IS NULL THEN $2
+                            ELSE greatest(0, least($2, $6 - (SELECT count(*) FROM videdit_queue.jobs r
+                                                            WHERE r.state = 'running' AND r.group_key = t.g))) END AS allow,
+                       ARRAY(SELECT greatest(0, k.cap - (SELECT count(*) FROM videdit_queue.jobs r
+                                                         WHERE r.state = 'running' AND r.group_key = t.g AND r.kind = k.kind))
+                             FROM unnest($7::text[], $8::int4[]) WITH ORDINALITY AS k(kind, cap, o) ORDER BY k.o) AS room
+                FROM turn t
+             ),
+             candidates AS (
+                SELECT c.id, c.rn, a.n FROM allowance a CROSS JOIN LATERAL (
+                    SELECT s.id, row_number() OVER (ORDER BY s.priority, s.run_at, s.id) AS rn FROM (
+                        SELECT w.*, row_number() OVER (PARTITION BY w.kind ORDER BY w.priority, w.run_at, w.id) AS kn FROM (
+                            SELECT j.id, j.kind, j.priority, j.run_at FROM videdit_queue.jobs j
+                            WHERE {DUE} AND coalesce(j.group_key, '') = a.g AND a.allow > 0
+                            ORDER BY j.priority, j.run_at, j.id
+                            LIMIT CASE WHEN cardinality($7) = 0 THEN a.allow ELSE 4 * $2 END
+                        ) w
+                    ) s
+                    WHERE s.kn <= coalesce(a.room[array_position($7, s.kind)], $2)
+                    ORDER BY s.priority, s.run_at, s.id LIMIT a.allow
+                ) c
+             )
+             SELECT j.id FROM videdit_queue.jobs j
+             WHERE j.id = ANY(ARRAY(SELECT id FROM candidates ORDER BY rn, n LIMIT $2)) AND j.state = 'available'
+             FOR NO KEY UPDATE SKIP LOCKED",
+            first_after = next_group.replace("{from}", "$5"),
+            next = next_group.replace("{from}", "after_cursor.g"),
+            first_start = next_group.replace("> {from}", ">= ''"),
+            next_start = next_group.replace("{from}", "from_start.g"),
+        );
+        mark_running(&picked)
+    }
+
+    /// Binds its parameters to `query` (its [`ClaimSpec::sql`], perhaps
+    /// inside a larger statement).
+    fn bind<'q, O>(&self, query: PgQueryAs<'q, O>) -> PgQueryAs<'q, O>
+    where
+        'a: 'q,
+    {
+        let query = query
+            .bind(self.queues.to_vec())
+            .bind(i64::from(self.limit))
+            .bind(self.lease.as_secs_f64())
+            .bind(self.kinds.map(<[String]>::to_vec));
+        match self.fair {
+            Some((_, after)) => query.bind(after.to_owned()),
+            None => query,
+        }
+    }
+
+    pub(crate) async fn run(&self, db: impl PgExecutor<'_>) -> Result<Vec<Job>> {
+        if self.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = self.sql();
+        Ok(self.bind(sqlx::query_as(&sql)).fetch_all(db).await?)
+    }
 }
 
 /// Like [`claim`], but only jobs of the given kinds (a worker claims only
@@ -131,31 +349,95 @@ pub async fn claim_kinds(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Job>> {
-    if limit == 0 {
-        return Ok(Vec::new());
+    ClaimSpec { queues, kinds, limit, lease, fair: None }.run(db).await
+}
+
+/// How an attempt ended, to be recorded under its lease.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Settle {
+    /// Completed: to the history.
+    Complete,
+    /// Failed for good (or cancelled): to the history with this final
+    /// state and error.
+    Finish { state: &'static str, error: serde_json::Value },
+    /// Failed, to run again after the backoff.
+    Retry { after: Duration, error: serde_json::Value },
+    /// Back to waiting without spending the attempt (snooze, release).
+    GiveBack { after: Duration },
+}
+
+/// Records the ends of several attempts in one statement, each fenced by its
+/// lease token; returns the ids whose lease still held (the others were
+/// refused: their lease was lost).
+///
+/// # Errors
+/// Database failures.
+pub(crate) async fn settle(db: impl PgExecutor<'_>, items: &[(&Job, Settle)]) -> Result<Vec<uuid::Uuid>> {
+    let sql = format!("WITH {} SELECT id FROM moved UNION ALL SELECT id FROM back", settle_ctes(1));
+    let done: Vec<(uuid::Uuid,)> = bind_settle(sqlx::query_as(&sql), items).fetch_all(db).await?;
+    Ok(done.into_iter().map(|(id,)| id).collect())
+}
+
+/// The CTEs `gone`, `moved` and `back` that record the ends of attempts
+/// given as five arrays from parameter `$p` on (ids, lease tokens, actions,
+/// delays in seconds, error entries). The arrays drive the plan (a nested
+/// loop over primary-key lookups), whatever the planner guesses about
+/// their length.
+fn settle_ctes(p: usize) -> String {
+    let (ids, tokens, actions, secs, errs) = (p, p + 1, p + 2, p + 3, p + 4);
+    let input = format!(
+        "unnest(${ids}::uuid[], ${tokens}::uuid[], ${actions}::text[], ${secs}::float8[], ${errs}::jsonb[]) AS i(id, token, action, secs, err)"
+    );
+    format!(
+        "gone AS (
+            DELETE FROM videdit_queue.jobs j USING {input}
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+              AND i.action IN ('completed', 'dead', 'cancelled')
+            RETURNING {}, i.action
+         ),
+         moved AS ({} RETURNING id),
+         back AS (
+            UPDATE videdit_queue.jobs j
+            SET state = 'available', lease_token = NULL, lease_until = NULL,
+                attempt = j.attempt - (i.action = 'give_back')::int,
+                run_at = now() + make_interval(secs => i.secs), errors = j.errors || i.err
+            FROM {input}
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+              AND i.action IN ('retry', 'give_back')
+            RETURNING j.id
+         )",
+        gone_columns("j.", "j.errors || i.err"),
+        to_history("action")
+    )
+}
+
+/// Binds the five arrays of [`settle_ctes`].
+fn bind_settle<'q, O>(query: PgQueryAs<'q, O>, items: &[(&Job, Settle)]) -> PgQueryAs<'q, O> {
+    let mut ids = Vec::with_capacity(items.len());
+    let mut tokens = Vec::with_capacity(items.len());
+    let mut actions = Vec::with_capacity(items.len());
+    let mut secs = Vec::with_capacity(items.len());
+    let mut errors = Vec::with_capacity(items.len());
+    for (job, s) in items {
+        ids.push(job.id);
+        tokens.push(job.lease_token);
+        let (action, after, error) = match s {
+            Settle::Complete => ("completed", Duration::ZERO, serde_json::json!([])),
+            Settle::Finish { state, error } => (*state, Duration::ZERO, error.clone()),
+            Settle::Retry { after, error } => ("retry", *after, error.clone()),
+            Settle::GiveBack { after } => ("give_back", *after, serde_json::json!([])),
+        };
+        actions.push(action.to_owned());
+        secs.push(after.as_secs_f64());
+        errors.push(error);
     }
-    Ok(sqlx::query_as(&format!(
-        "WITH picked AS (
-            SELECT id FROM videdit_queue.jobs
-            WHERE state = 'available' AND queue = ANY($1) AND run_at <= now() AND ($4::text[] IS NULL OR kind = ANY($4))
-              AND queue NOT IN (SELECT name FROM videdit_queue.queues WHERE paused)
-            ORDER BY queue, priority, run_at, id
-            LIMIT $2
-            FOR NO KEY UPDATE SKIP LOCKED
-         )
-         UPDATE videdit_queue.jobs j
-         SET state = 'running', attempt = j.attempt + 1, lease_token = gen_random_uuid(),
-             lease_until = now() + make_interval(secs => $3), started_at = now()
-         FROM picked WHERE j.id = picked.id
-         RETURNING {}",
-        JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
-    ))
-    .bind(queues)
-    .bind(i64::from(limit))
-    .bind(lease.as_secs_f64())
-    .bind(kinds)
-    .fetch_all(db)
-    .await?)
+    query.bind(ids).bind(tokens).bind(actions).bind(secs).bind(errors)
+}
+
+/// Records one attempt's end (fenced).
+async fn settle_one(db: impl PgExecutor<'_>, job: &Job, how: Settle) -> Result<()> {
+    let done = settle(db, &[(job, how)]).await?;
+    if done.is_empty() { Err(Error::LeaseLost(job.id)) } else { Ok(()) }
 }
 
 /// Completes a job (fenced by its lease) and moves it to the history. Pass
@@ -164,25 +446,7 @@ pub async fn claim_kinds(
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn complete(db: impl PgExecutor<'_>, job: &Job) -> Result<()> {
-    finish(db, job, "completed", None).await
-}
-
-async fn finish(db: impl PgExecutor<'_>, job: &Job, final_state: &str, error: Option<&JobError>) -> Result<()> {
-    let moved: Option<uuid::Uuid> = sqlx::query_scalar(&format!(
-        "WITH gone AS (
-            DELETE FROM videdit_queue.jobs WHERE id = $1 AND lease_token = $2 AND state = 'running'
-            RETURNING id, queue, kind, payload, metadata, priority, attempt, max_attempts, unique_key, progress,
-                      errors || $3::jsonb AS errors, created_at, started_at
-         ), moved AS ({} RETURNING id)
-         SELECT id FROM moved",
-        to_history(final_state)
-    ))
-    .bind(job.id)
-    .bind(job.lease_token)
-    .bind(error.map_or(serde_json::json!([]), |e| error_entry(job.attempt, &e.message, e.code.as_deref())))
-    .fetch_optional(db)
-    .await?;
-    moved.map(|_| ()).ok_or(Error::LeaseLost(job.id))
+    settle_one(db, job, Settle::Complete).await
 }
 
 /// What a failure did to the job.
@@ -194,6 +458,22 @@ pub enum FailOutcome {
     Dead,
 }
 
+/// How a failed attempt is recorded: retried with backoff while attempts
+/// remain and the error is retryable, else dead.
+pub(crate) fn failure(job: &Job, error: &JobError, policy: &RetryPolicy) -> (Settle, FailOutcome) {
+    let entry = error_entry(job.attempt, &error.message, error.code.as_deref());
+    if error.retryable && job.attempt < job.max_attempts {
+        (Settle::Retry { after: policy.backoff(job.attempt as u32), error: entry }, FailOutcome::Retried)
+    } else {
+        (Settle::Finish { state: "dead", error: entry }, FailOutcome::Dead)
+    }
+}
+
+/// How a cancelled attempt is recorded.
+pub(crate) fn cancelled(job: &Job) -> Settle {
+    Settle::Finish { state: "cancelled", error: error_entry(job.attempt, "cancelled", None) }
+}
+
 /// Records a failed attempt (fenced): retried with backoff while attempts
 /// remain and the error is retryable, else dead. The error joins the job's
 /// history either way.
@@ -201,28 +481,9 @@ pub enum FailOutcome {
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn fail(db: &PgPool, job: &Job, error: &JobError, policy: &RetryPolicy) -> Result<FailOutcome> {
-    if error.retryable && job.attempt < job.max_attempts {
-        let backoff = policy.backoff(job.attempt as u32);
-        let done = sqlx::query(
-            "UPDATE videdit_queue.jobs
-             SET state = 'available', lease_token = NULL, lease_until = NULL,
-                 run_at = now() + make_interval(secs => $3), errors = errors || $4::jsonb
-             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-        )
-        .bind(job.id)
-        .bind(job.lease_token)
-        .bind(backoff.as_secs_f64())
-        .bind(error_entry(job.attempt, &error.message, error.code.as_deref()))
-        .execute(db)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::LeaseLost(job.id));
-        }
-        Ok(FailOutcome::Retried)
-    } else {
-        finish(db, job, "dead", Some(error)).await?;
-        Ok(FailOutcome::Dead)
-    }
+    let (how, outcome) = failure(job, error, policy);
+    settle_one(db, job, how).await?;
+    Ok(outcome)
 }
 
 /// Puts the job back to run again at `at`, without spending an attempt.
@@ -230,7 +491,7 @@ pub async fn fail(db: &PgPool, job: &Job, error: &JobError, policy: &RetryPolicy
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn snooze(db: impl PgExecutor<'_>, job: &Job, after: Duration) -> Result<()> {
-    release_inner(db, job, after).await
+    settle_one(db, job, Settle::GiveBack { after }).await
 }
 
 /// Gives a job back at once (graceful shutdown), without spending an attempt.
@@ -238,22 +499,7 @@ pub async fn snooze(db: impl PgExecutor<'_>, job: &Job, after: Duration) -> Resu
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn release(db: impl PgExecutor<'_>, job: &Job) -> Result<()> {
-    release_inner(db, job, Duration::ZERO).await
-}
-
-async fn release_inner(db: impl PgExecutor<'_>, job: &Job, after: Duration) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE videdit_queue.jobs
-         SET state = 'available', lease_token = NULL, lease_until = NULL, attempt = attempt - 1,
-             run_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-    )
-    .bind(job.id)
-    .bind(job.lease_token)
-    .bind(after.as_secs_f64())
-    .execute(db)
-    .await?;
-    if done.rows_affected() == 0 { Err(Error::LeaseLost(job.id)) } else { Ok(()) }
+    settle_one(db, job, Settle::GiveBack { after: Duration::ZERO }).await
 }
 
 /// The answer to a heartbeat.
@@ -310,7 +556,7 @@ pub async fn set_progress(db: impl PgExecutor<'_>, job: &Job, progress: &serde_j
 /// # Errors
 /// [`Error::LeaseLost`] when the lease is no longer ours.
 pub async fn mark_cancelled(db: impl PgExecutor<'_>, job: &Job) -> Result<()> {
-    finish(db, job, "cancelled", Some(&JobError::fatal("cancelled"))).await
+    settle_one(db, job, cancelled(job)).await
 }
 
 /// What [`cancel`] did.
@@ -333,8 +579,7 @@ pub async fn cancel(db: impl PgExecutor<'_>, id: uuid::Uuid) -> Result<CancelOut
         "WITH target AS (SELECT id, state FROM videdit_queue.jobs WHERE id = $1 FOR UPDATE),
          gone AS (
             DELETE FROM videdit_queue.jobs j USING target t WHERE j.id = t.id AND t.state = 'available'
-            RETURNING j.id, j.queue, j.kind, j.payload, j.metadata, j.priority, j.attempt, j.max_attempts, j.unique_key,
-                      j.progress, j.errors, j.created_at, j.started_at
+            RETURNING {}
          ),
          moved AS ({} RETURNING id),
          flagged AS (
@@ -343,7 +588,8 @@ pub async fn cancel(db: impl PgExecutor<'_>, id: uuid::Uuid) -> Result<CancelOut
          )
          SELECT CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'cancelled'
                      WHEN EXISTS (SELECT 1 FROM flagged) THEN 'requested' ELSE 'none' END",
-        to_history("cancelled")
+        gone_columns("j.", "j.errors"),
+        to_history("'cancelled'")
     ))
     .bind(id)
     .fetch_optional(db)
@@ -388,14 +634,15 @@ pub async fn sweep(db: impl PgExecutor<'_>, policy: &RetryPolicy) -> Result<Swep
          gone AS (
             DELETE FROM videdit_queue.jobs j USING expired e
             WHERE j.id = e.id AND (e.attempt >= e.max_attempts OR j.cancel_requested)
-            RETURNING j.id, j.queue, j.kind, j.payload, j.metadata, j.priority, j.attempt, j.max_attempts, j.unique_key,
-                      j.progress,
-                      j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'error', 'lease expired (worker lost)', 'at', now())) AS errors,
-                      j.created_at, j.started_at
+            RETURNING {}
          ),
          moved AS ({} RETURNING id)
          SELECT (SELECT count(*) FROM retried), (SELECT count(*) FROM moved)",
-        to_history("dead")
+        gone_columns(
+            "j.",
+            "j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'error', 'lease expired (worker lost)', 'at', now()))"
+        ),
+        to_history("'dead'")
     ))
     .bind(policy.base.as_secs_f64())
     .bind(policy.max.as_secs_f64())

@@ -2,7 +2,7 @@
 //! handlers with heartbeats, timeouts and cancellation, and records each
 //! outcome under the job's lease.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,10 +15,12 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::batch::{Batching, Ending, Flusher};
 use crate::error::{Error, JobError, Result};
+use crate::fairness::{self, Fairness};
 use crate::job::{DEFAULT_QUEUE, Job};
 use crate::metrics::Metrics;
-use crate::queue::{self, FailOutcome, Heartbeat};
+use crate::queue::{self, ClaimSpec, FailOutcome, Heartbeat, Settle};
 use crate::retry::RetryPolicy;
 
 /// What a handler asks the runtime to do with its job.
@@ -117,6 +119,12 @@ pub struct WorkerConfig {
     pub default_timeout: Duration,
     /// Backoff for jobs whose lease expired (the sweeper's policy).
     pub sweep_retry: RetryPolicy,
+    /// Batched claims and recording (`None`: one claim per free-slot batch,
+    /// one statement per job's end). See [`Batching`].
+    pub batching: Option<Batching>,
+    /// Fair sharing between job groups (`None`: claim in queue, priority
+    /// and due order, whatever the group). See [`Fairness`].
+    pub fairness: Option<Fairness>,
 }
 
 impl Default for WorkerConfig {
@@ -131,6 +139,8 @@ impl Default for WorkerConfig {
             history_retention: Duration::from_secs(7 * 24 * 3600),
             default_timeout: Duration::from_secs(3600),
             sweep_retry: RetryPolicy::default(),
+            batching: None,
+            fairness: None,
         }
     }
 }
@@ -160,15 +170,31 @@ pub enum Processed {
 #[derive(Clone)]
 pub struct Worker {
     pool: PgPool,
-    config: WorkerConfig,
-    handlers: HashMap<String, Registered>,
+    config: Arc<WorkerConfig>,
+    handlers: Arc<HashMap<String, Registered>>,
     metrics: Arc<Metrics>,
+    /// The group the last fair claim ended with.
+    cursor: Arc<std::sync::Mutex<String>>,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker").field("config", &self.config).field("kinds", &self.handlers.keys()).finish()
     }
+}
+
+/// A claimed job not yet started: when and under which lease it was claimed.
+struct Claimed {
+    job: Job,
+    at: Instant,
+    lease: Duration,
+}
+
+/// How an attempt ended: what to record under its lease, and what that
+/// means once recorded; or nothing left to record.
+enum End {
+    Record(Settle, Processed),
+    Done(Processed),
 }
 
 impl Worker {
@@ -180,7 +206,13 @@ impl Worker {
         if !(1..=20).contains(&config.concurrency) {
             return Err(Error::Invalid(format!("concurrency {} is outside 1..=20", config.concurrency)));
         }
-        Ok(Self { pool, config, handlers: HashMap::new(), metrics: Arc::new(Metrics::default()) })
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+            handlers: Arc::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
+            cursor: Arc::default(),
+        })
     }
 
     /// Registers the handler of a kind, with its timeout and retry policy.
@@ -192,7 +224,7 @@ impl Worker {
     {
         let handler: Arc<HandlerFn> = Arc::new(move |ctx| Box::pin(handler(ctx)));
         let timeout = timeout.unwrap_or(self.config.default_timeout);
-        self.handlers.insert(kind.to_owned(), Registered { handler, timeout, retry });
+        Arc::make_mut(&mut self.handlers).insert(kind.to_owned(), Registered { handler, timeout, retry });
         self
     }
 
@@ -209,17 +241,44 @@ impl Worker {
         self.metrics.clone()
     }
 
+    /// Claims up to `limit` jobs under `lease`, fairly between groups when
+    /// the worker shares fairly.
+    async fn claim(&self, kinds: &[String], limit: usize, lease: Duration) -> Result<Vec<Job>> {
+        let after = self.cursor.lock().expect("lock").clone();
+        let jobs = self.claim_spec(kinds, limit, lease, &after).run(&self.pool).await?;
+        self.advance_cursor(&after, &jobs);
+        Ok(jobs)
+    }
+
+    /// What [`Worker::claim`] asks the database for.
+    fn claim_spec<'a>(&'a self, kinds: &'a [String], limit: usize, lease: Duration, after: &'a str) -> ClaimSpec<'a> {
+        let fair = self.config.fairness.as_ref().map(|f| (f, after));
+        ClaimSpec { queues: &self.config.queues, kinds: Some(kinds), limit: limit as u32, lease, fair }
+    }
+
+    /// After a fair claim that started after `after`: the next starts after its last group.
+    fn advance_cursor(&self, after: &str, claimed: &[Job]) {
+        if self.config.fairness.is_some()
+            && let Some(next) = fairness::next_cursor(after, claimed)
+        {
+            *self.cursor.lock().expect("lock") = next;
+        }
+    }
+
     /// Claims one due job (if any), runs it to its end, and says what happened.
-    /// For tests and step-by-step drivers.
+    /// For tests and step-by-step drivers; it records the end at once, in
+    /// batched mode too.
     ///
     /// # Errors
     /// Database failures.
     pub async fn process_next(&self) -> Result<Processed> {
-        let kinds = self.kinds();
-        let mut jobs = queue::claim_kinds(&self.pool, &self.config.queues, Some(&kinds), 1, self.config.lease).await?;
-        match jobs.pop() {
+        let lease = self.config.lease;
+        match self.claim(&self.kinds(), 1, lease).await?.pop() {
             None => Ok(Processed::Empty),
-            Some(job) => Ok(self.run_job(job, CancellationToken::new()).await),
+            Some(job) => {
+                let claimed = Claimed { job, at: Instant::now(), lease };
+                Ok(self.run_job(claimed, CancellationToken::new(), None).await)
+            }
         }
     }
 
@@ -243,6 +302,12 @@ impl Worker {
             )));
         }
         background.push(tokio::spawn(sweeper(self.pool.clone(), self.config.clone(), shutdown.clone())));
+        let flusher = self.config.batching.clone().map(|b| Flusher::start(self.pool.clone(), self.metrics.clone(), b));
+        let (prefetch, claim_lease) = match &self.config.batching {
+            Some(b) if b.prefetch > 0 => (b.prefetch, b.prefetch_lease.min(self.config.lease)),
+            _ => (0, self.config.lease),
+        };
+        let mut buffer: VecDeque<Claimed> = VecDeque::new();
         let mut tasks = tokio::task::JoinSet::new();
         let kinds = self.kinds();
         let mut backoff = Duration::from_millis(100);
@@ -250,26 +315,22 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
+            self.give_back_stale(&mut buffer).await;
             let free = slots.available_permits();
+            // Claim when the buffer cannot fill the free slots, or (prefetching) is half empty.
+            let want = if buffer.len() < free || (prefetch > 0 && buffer.len() <= prefetch / 2) {
+                free + prefetch - buffer.len()
+            } else {
+                0
+            };
             let mut claimed_full = false;
-            if free > 0 {
-                match queue::claim_kinds(&self.pool, &self.config.queues, Some(&kinds), free as u32, self.config.lease)
-                    .await
-                {
+            if want > 0 {
+                match self.claim(&kinds, want, claim_lease).await {
                     Ok(jobs) => {
                         backoff = Duration::from_millis(100);
-                        claimed_full = jobs.len() == free;
-                        for job in jobs {
-                            let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
-                            let me = self.clone();
-                            let stop = hard_stop.child_token();
-                            let wake = wake.clone();
-                            tasks.spawn(async move {
-                                me.run_job(job, stop).await;
-                                drop(permit);
-                                wake.notify_one(); // a slot is free: look for more work
-                            });
-                        }
+                        claimed_full = jobs.len() == want;
+                        let at = Instant::now();
+                        buffer.extend(jobs.into_iter().map(|job| Claimed { job, at, lease: claim_lease }));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming jobs failed; backing off");
@@ -282,8 +343,21 @@ impl Worker {
                     }
                 }
             }
+            while !buffer.is_empty() {
+                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                let claimed = buffer.pop_front().expect("not empty");
+                let me = self.clone();
+                let stop = hard_stop.child_token();
+                let wake = wake.clone();
+                let endings = flusher.as_ref().map(Flusher::sender);
+                tasks.spawn(async move {
+                    me.run_job(claimed, stop, endings).await;
+                    drop(permit);
+                    wake.notify_one(); // a slot is free: look for more work
+                });
+            }
             while tasks.try_join_next().is_some() {}
-            if claimed_full && slots.available_permits() > 0 {
+            if claimed_full && (slots.available_permits() > 0 || buffer.len() <= prefetch / 2) {
                 continue; // more may be waiting
             }
             tokio::select! {
@@ -292,7 +366,9 @@ impl Worker {
                 () = shutdown.cancelled() => {}
             }
         }
-        // Graceful shutdown: no more claims; wait, then stop the rest.
+        // Graceful shutdown: no more claims; prefetched jobs go back at once;
+        // wait for the running ones, then stop the rest.
+        self.give_back(buffer.drain(..).map(|c| c.job).collect()).await;
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
         loop {
@@ -305,146 +381,181 @@ impl Worker {
                 }
             }
         }
+        if let Some(f) = flusher {
+            f.finish().await;
+        }
         for b in background {
             b.abort();
         }
         Ok(())
     }
 
-    async fn run_job(&self, job: Job, stop: CancellationToken) -> Processed {
-        let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
-        self.run_job_inner(job, stop).instrument(span).await
+    /// Gives back prefetched jobs that waited so long that their short lease
+    /// might run out before their first heartbeat.
+    async fn give_back_stale(&self, buffer: &mut VecDeque<Claimed>) {
+        if buffer.front().is_none_or(|c| c.at.elapsed() < c.lease / 2) {
+            return;
+        }
+        let (stale, fresh): (Vec<Claimed>, Vec<Claimed>) =
+            buffer.drain(..).partition(|c| c.at.elapsed() >= c.lease / 2);
+        buffer.extend(fresh);
+        self.give_back(stale.into_iter().map(|c| c.job).collect()).await;
     }
 
-    async fn run_job_inner(&self, job: Job, stop: CancellationToken) -> Processed {
-        let started = Instant::now();
-        let m = &self.metrics;
-        m.running.fetch_add(1, Ordering::Relaxed);
-        let latency = (time::OffsetDateTime::now_utc() - job.run_at).whole_microseconds().max(0) as u64;
-        m.start_latency_micros.fetch_add(latency, Ordering::Relaxed);
-        m.started.fetch_add(1, Ordering::Relaxed);
-        let result = self.execute(&job, stop).await;
-        m.running.fetch_sub(1, Ordering::Relaxed);
-        match &result {
-            Processed::Completed(_) => m.completed.fetch_add(1, Ordering::Relaxed),
-            Processed::Retried(_) => m.retried.fetch_add(1, Ordering::Relaxed),
-            Processed::Dead(_) => m.failed.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
+    /// Gives unstarted jobs back to the queue, attempt not spent.
+    async fn give_back(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let items: Vec<(&Job, Settle)> = jobs.iter().map(|j| (j, Settle::GiveBack { after: Duration::ZERO })).collect();
+        if let Err(e) = queue::settle(&self.pool, &items).await {
+            // Their leases run out and the sweeper returns them.
+            tracing::warn!(error = %e, jobs = jobs.len(), "giving back prefetched jobs failed");
+        }
+    }
+
+    /// Runs a job and records its end: at once, or through the flusher in
+    /// batched mode (then what is returned is what the job asked for; the
+    /// metrics count what was recorded).
+    async fn run_job(
+        &self,
+        claimed: Claimed,
+        stop: CancellationToken,
+        endings: Option<tokio::sync::mpsc::UnboundedSender<Ending>>,
+    ) -> Processed {
+        let span =
+            tracing::info_span!("job", id = %claimed.job.id, kind = %claimed.job.kind, attempt = claimed.job.attempt);
+        async move {
+            let started = Instant::now();
+            let m = &self.metrics;
+            m.running.fetch_add(1, Ordering::Relaxed);
+            let latency = (time::OffsetDateTime::now_utc() - claimed.job.run_at).whole_microseconds().max(0) as u64;
+            m.start_latency_micros.fetch_add(latency, Ordering::Relaxed);
+            m.started.fetch_add(1, Ordering::Relaxed);
+            let first_beat = (claimed.lease / 3).saturating_sub(claimed.at.elapsed());
+            let job = claimed.job;
+            let end = self.execute(&job, stop, first_beat).await;
+            m.running.fetch_sub(1, Ordering::Relaxed);
+            let result = match (end, endings) {
+                (End::Done(p), _) => {
+                    m.count(&p);
+                    p
+                }
+                (End::Record(how, ok), Some(tx)) => {
+                    let asked = ok.clone();
+                    match tx.send(Ending { job, how, ok }) {
+                        Ok(()) => asked,
+                        Err(lost) => self.record(&lost.0.job, lost.0.how, lost.0.ok).await,
+                    }
+                }
+                (End::Record(how, ok), None) => self.record(&job, how, ok).await,
+            };
+            tracing::debug!(outcome = ?result, elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Records one end at once.
+    async fn record(&self, job: &Job, how: Settle, ok: Processed) -> Processed {
+        let p = match queue::settle(&self.pool, &[(job, how)]).await {
+            Ok(done) if !done.is_empty() => ok,
+            Ok(_) => Processed::LeaseLost(job.id),
+            Err(e) => {
+                tracing::warn!(error = %e, "recording the job's end failed");
+                Processed::LeaseLost(job.id)
+            }
         };
-        tracing::debug!(outcome = ?result, elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
-        result
+        self.metrics.count(&p);
+        p
     }
 
-    async fn execute(&self, job: &Job, stop: CancellationToken) -> Processed {
+    async fn execute(&self, job: &Job, stop: CancellationToken, first_beat: Duration) -> End {
         let id = job.id;
         let Some(reg) = self.handlers.get(&job.kind).cloned() else {
             let msg = format!("no handler for kind {:?}", job.kind);
-            return self.record_failure(job, &JobError::fatal(msg), &RetryPolicy::default()).await;
+            return failed(job, &JobError::fatal(msg), &RetryPolicy::default());
         };
         let cancel = stop.child_token();
         let ctx = JobContext { job: job.clone(), pool: self.pool.clone(), cancel: cancel.clone() };
         let timeout = job.timeout_ms.map_or(reg.timeout, |ms| Duration::from_millis(ms.max(1) as u64));
 
         // Heartbeats renew the lease and carry cancellation requests back.
-        let beat_job = job.clone();
-        let beat_pool = self.pool.clone();
         let lease = self.config.lease;
-        let beat_cancel = cancel.clone();
-        let why = Arc::new(std::sync::Mutex::new(None::<&'static str>));
-        let why_beat = why.clone();
-        let heartbeat = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.tick().await;
+        let why = std::sync::Mutex::new(None::<&'static str>);
+        let beat = async {
+            tokio::time::sleep(first_beat).await;
             loop {
-                tick.tick().await;
-                match queue::heartbeat(&beat_pool, &beat_job, lease).await {
+                match queue::heartbeat(&self.pool, job, lease).await {
                     Ok(Heartbeat::Extended) => {}
                     Ok(Heartbeat::CancelRequested) => {
-                        *why_beat.lock().expect("lock") = Some("cancelled");
-                        beat_cancel.cancel();
+                        *why.lock().expect("lock") = Some("cancelled");
+                        cancel.cancel();
                     }
                     Ok(Heartbeat::Lost) => {
-                        *why_beat.lock().expect("lock") = Some("lease lost");
-                        beat_cancel.cancel();
-                        return;
+                        *why.lock().expect("lock") = Some("lease lost");
+                        cancel.cancel();
+                        return std::future::pending::<()>().await;
                     }
                     // A failed heartbeat is retried at the next tick; the
                     // lease has two more ticks of slack.
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                 }
-            }
-        });
-
-        // Run in its own task so a panic fails this attempt, not the worker.
-        let handler = reg.handler.clone();
-        let run = tokio::spawn(async move { std::panic::AssertUnwindSafe(handler(ctx)).catch_unwind().await });
-        let abort = run.abort_handle();
-        let outcome = tokio::select! {
-            r = run => match r {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(_)) | Err(_) => Err("the handler panicked"),
-            },
-            () = tokio::time::sleep(timeout) => {
-                cancel.cancel();
-                abort.abort();
-                Err("timed out")
-            }
-            () = cancel.cancelled() => {
-                // Give a cooperative handler a moment to return on its own.
-                abort.abort();
-                Err("stopped")
+                tokio::time::sleep(lease / 3).await;
             }
         };
-        heartbeat.abort();
+
+        // A panic fails this attempt, not the worker.
+        let run = std::panic::AssertUnwindSafe((reg.handler)(ctx)).catch_unwind();
+        let outcome = tokio::select! {
+            r = run => r.map_err(|_| "the handler panicked"),
+            () = beat => unreachable!("heartbeats never end"),
+            () = tokio::time::sleep(timeout) => {
+                cancel.cancel();
+                Err("timed out")
+            }
+            () = cancel.cancelled() => Err("stopped"),
+        };
 
         let reason = *why.lock().expect("lock");
         if stop.is_cancelled() && reason.is_none() {
             // Shutdown past the grace period: hand the job to another worker.
-            return match queue::release(&self.pool, job).await {
-                Ok(()) => Processed::Released(id),
-                Err(_) => Processed::LeaseLost(id),
-            };
+            return End::Record(Settle::GiveBack { after: Duration::ZERO }, Processed::Released(id));
         }
         match reason {
-            Some("lease lost") => return Processed::LeaseLost(id),
-            Some(_) => {
-                return match queue::mark_cancelled(&self.pool, job).await {
-                    Ok(()) => Processed::Cancelled(id),
-                    Err(_) => Processed::LeaseLost(id),
-                };
-            }
+            Some("lease lost") => return End::Done(Processed::LeaseLost(id)),
+            Some(_) => return End::Record(queue::cancelled(job), Processed::Cancelled(id)),
             None => {}
         }
         match outcome {
-            Ok(Ok(Outcome::Complete)) => match queue::complete(&self.pool, job).await {
-                Ok(()) => Processed::Completed(id),
-                Err(_) => Processed::LeaseLost(id),
-            },
-            Ok(Ok(Outcome::CompletedInTransaction)) => Processed::Completed(id),
-            Ok(Ok(Outcome::Snooze(after))) => match queue::snooze(&self.pool, job, after).await {
-                Ok(()) => Processed::Snoozed(id),
-                Err(_) => Processed::LeaseLost(id),
-            },
-            Ok(Err(e)) => self.record_failure(job, &e, &reg.retry).await,
+            Ok(Ok(Outcome::Complete)) => End::Record(Settle::Complete, Processed::Completed(id)),
+            Ok(Ok(Outcome::CompletedInTransaction)) => End::Done(Processed::Completed(id)),
+            Ok(Ok(Outcome::Snooze(after))) => End::Record(Settle::GiveBack { after }, Processed::Snoozed(id)),
+            Ok(Err(e)) => failed(job, &e, &reg.retry),
             Err(what) => {
                 let msg = if what == "timed out" {
                     format!("timed out after {} ms", timeout.as_millis())
                 } else {
                     what.to_owned()
                 };
-                self.record_failure(job, &JobError::retryable(msg), &reg.retry).await
+                failed(job, &JobError::retryable(msg), &reg.retry)
             }
         }
     }
+}
 
-    async fn record_failure(&self, job: &Job, error: &JobError, policy: &RetryPolicy) -> Processed {
-        tracing::warn!(error = %error.message, code = error.code.as_deref(), retryable = error.retryable, "job attempt failed");
-        match queue::fail(&self.pool, job, error, policy).await {
-            Ok(FailOutcome::Retried) => Processed::Retried(job.id),
-            Ok(FailOutcome::Dead) => Processed::Dead(job.id),
-            Err(_) => Processed::LeaseLost(job.id),
-        }
-    }
+/// A failed attempt's end.
+fn failed(job: &Job, error: &JobError, policy: &RetryPolicy) -> End {
+    tracing::warn!(error = %error.message, code = error.code.as_deref(), retryable = error.retryable, "job attempt failed");
+    let (how, outcome) = queue::failure(job, error, policy);
+    End::Record(
+        how,
+        match outcome {
+            FailOutcome::Retried => Processed::Retried(job.id),
+            FailOutcome::Dead => Processed::Dead(job.id),
+        },
+    )
 }
 
 /// LISTEN for wake-ups; reconnects after a lost connection.
@@ -478,7 +589,7 @@ async fn listen(pool: PgPool, queues: Vec<String>, wake: Arc<Notify>, shutdown: 
     }
 }
 
-async fn sweeper(pool: PgPool, config: WorkerConfig, shutdown: CancellationToken) {
+async fn sweeper(pool: PgPool, config: Arc<WorkerConfig>, shutdown: CancellationToken) {
     let policy = config.sweep_retry;
     let mut tick = tokio::time::interval(config.sweep_interval);
     let mut last_prune = Instant::now();

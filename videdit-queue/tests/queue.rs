@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use videdit_queue::admin::{self, JobRecord};
 use videdit_queue::queue;
 use videdit_queue::{
-    CancelOutcome, Error, Heartbeat, JobContext, JobError, JobSpec, JobState, Outcome, Processed, RetryPolicy, Swept,
-    Worker, WorkerConfig,
+    Batching, CancelOutcome, Error, Fairness, Heartbeat, JobContext, JobError, JobSpec, JobState, Outcome, Processed,
+    RetryPolicy, Swept, Worker, WorkerConfig,
 };
 
 const LEASE: Duration = Duration::from_secs(2);
@@ -91,6 +91,37 @@ fn config(concurrency: usize) -> WorkerConfig {
     }
 }
 
+/// Tests that each run a scenario (`async fn(PgPool, …)`) with its
+/// arguments, one per line: `name: scenario(args…);`.
+macro_rules! scenarios {
+    ($($(#[$doc:meta])* $name:ident: $scenario:ident($($arg:expr),*);)*) => {$(
+        $(#[$doc])*
+        #[sqlx::test(migrations = false)]
+        async fn $name(pool: PgPool) {
+            $scenario(pool, $($arg),*).await;
+        }
+    )*};
+}
+
+/// How a test's workers take and record jobs: the runtime's two modes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Unbatched,
+    Batched,
+}
+
+/// [`config`] in a mode. Batched: a short window, a small prefetch buffer
+/// whose lease (1 s) is shorter than the worker's.
+fn config_in(mode: Mode, concurrency: usize) -> WorkerConfig {
+    let batching = (mode == Mode::Batched).then(|| Batching {
+        window: Duration::from_millis(5),
+        max_batch: 100,
+        prefetch: 16,
+        prefetch_lease: Duration::from_secs(1),
+    });
+    WorkerConfig { batching, ..config(concurrency) }
+}
+
 async fn setup(pool: &PgPool) {
     videdit_queue::migrate(pool).await.unwrap();
 }
@@ -117,6 +148,11 @@ fn errors(rec: &JobRecord) -> Vec<(i64, &str)> {
 /// The database's clock (every `run_at` is computed from it).
 async fn db_now(pool: &PgPool) -> OffsetDateTime {
     sqlx::query_scalar("SELECT now()").fetch_one(pool).await.unwrap()
+}
+
+/// `SELECT count(*) FROM videdit_queue.{from}`.
+async fn count(pool: &PgPool, from: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM videdit_queue.{from}")).fetch_one(pool).await.unwrap()
 }
 
 /// When a live job is due.
@@ -169,6 +205,26 @@ async fn wait_blocked_by(pool: &PgPool, holder: i32, what: &str) {
     });
 }
 
+/// Cancels job `id` while `tx` (of backend `holder`, having done `what`)
+/// holds its row: the cancel waits for the lock, and decides once `tx`
+/// commits.
+async fn cancel_behind(
+    pool: &PgPool,
+    id: uuid::Uuid,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    holder: i32,
+    what: &str,
+) -> CancelOutcome {
+    let cancel = tokio::spawn({
+        let pool = pool.clone();
+        async move { videdit_queue::cancel(&pool, id).await.unwrap() }
+    });
+    wait_blocked_by(pool, holder, &format!("the cancel to wait for the row lock of {what}")).await;
+    assert!(!cancel.is_finished(), "the cancel waits for {what}");
+    tx.commit().await.unwrap();
+    within("the cancel", cancel).await.unwrap()
+}
+
 /// A second pool on the same database (another "process").
 async fn another_pool(pool: &PgPool, size: u32) -> PgPool {
     PgPoolOptions::new().max_connections(size).connect_with((*pool.connect_options()).clone()).await.unwrap()
@@ -180,14 +236,27 @@ async fn migrations_are_idempotent_and_in_their_own_schema(pool: PgPool) {
     setup(&pool).await;
     let n: i64 =
         sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     let public: bool =
         sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL").fetch_one(&pool).await.unwrap();
     assert!(!public, "the queue does not touch the application's bookkeeping table");
 }
 
-#[sqlx::test(migrations = false)]
-async fn every_job_completes_exactly_once_under_contention(pool: PgPool) {
+scenarios! {
+    every_job_completes_exactly_once_under_contention: exactly_once_under_contention(Mode::Unbatched, true);
+    every_job_completes_exactly_once_under_contention_batched: exactly_once_under_contention(Mode::Batched, true);
+    /// Completions the runtime records (not in the handler's transaction) are fenced too.
+    every_completion_is_recorded_exactly_once_under_contention: exactly_once_under_contention(Mode::Unbatched, false);
+    /// Batched completions (not in the handler's transaction) are fenced too.
+    every_batched_completion_is_recorded_exactly_once_under_contention:
+        exactly_once_under_contention(Mode::Batched, false);
+}
+
+/// Four worker processes of concurrency 20 burn down 10 000 jobs; each job's
+/// side effect happens once and each job completes once. `in_transaction`:
+/// the effect commits with the completion, else the runtime records the
+/// completion after the effect.
+async fn exactly_once_under_contention(pool: PgPool, mode: Mode, in_transaction: bool) {
     setup(&pool).await;
     sqlx::query("CREATE TABLE effects (job_id uuid PRIMARY KEY)").execute(&pool).await.unwrap();
     let specs: Vec<JobSpec> = (0..10_000).map(|i| JobSpec::new("effect", &i).unwrap()).collect();
@@ -202,10 +271,9 @@ async fn every_job_completes_exactly_once_under_contention(pool: PgPool) {
     for _ in 0..4 {
         let p = another_pool(&pool, 8).await;
         let dup = duplicates.clone();
-        let worker = Worker::new(p, config(20)).unwrap().register("effect", None, fast_retry(5), move |ctx| {
+        let worker = Worker::new(p, config_in(mode, 20)).unwrap().register("effect", None, fast_retry(5), move |ctx| {
             let dup = dup.clone();
             async move {
-                // The side effect and the completion commit together.
                 let mut tx = ctx.pool().begin().await.map_err(|e| JobError::retryable(e.to_string()))?;
                 let r =
                     sqlx::query("INSERT INTO effects (job_id) VALUES ($1)").bind(ctx.job.id).execute(&mut *tx).await;
@@ -213,6 +281,11 @@ async fn every_job_completes_exactly_once_under_contention(pool: PgPool) {
                     dup.fetch_add(1, Ordering::SeqCst);
                     return Err(JobError::fatal("duplicate side effect"));
                 }
+                if !in_transaction {
+                    tx.commit().await.map_err(|e| JobError::retryable(e.to_string()))?;
+                    return Ok(Outcome::Complete);
+                }
+                // The side effect and the completion commit together.
                 ctx.complete_in(&mut tx).await.map_err(JobError::from)?;
                 tx.commit().await.map_err(|e| JobError::retryable(e.to_string()))?;
                 Ok(Outcome::CompletedInTransaction)
@@ -419,15 +492,19 @@ async fn a_running_job_is_cancelled_through_its_heartbeat(pool: PgPool) {
     assert_eq!(videdit_queue::cancel(&pool, uuid::Uuid::now_v7()).await.unwrap(), CancelOutcome::NotLive);
 }
 
-#[sqlx::test(migrations = false)]
-async fn graceful_shutdown_finishes_or_releases_in_flight_jobs(pool: PgPool) {
+scenarios! {
+    graceful_shutdown_finishes_or_releases_in_flight_jobs: graceful_shutdown(Mode::Unbatched);
+    graceful_shutdown_finishes_or_releases_in_flight_jobs_batched: graceful_shutdown(Mode::Batched);
+}
+
+async fn graceful_shutdown(pool: PgPool, mode: Mode) {
     setup(&pool).await;
     let quick = enqueue(&pool, JobSpec::new("quick", &()).unwrap()).await;
     let long = enqueue(&pool, JobSpec::new("long", &()).unwrap()).await;
     let (started_tx, mut started) = mpsc::unbounded_channel();
     // The quick job finishes when told to (inside the grace period); the long one never does on its own.
     let finish_quick = CancellationToken::new();
-    let worker = Worker::new(pool.clone(), config(2))
+    let worker = Worker::new(pool.clone(), config_in(mode, 2))
         .unwrap()
         .register("quick", None, fast_retry(3), {
             let (started_tx, finish_quick) = (started_tx.clone(), finish_quick.clone());
@@ -541,14 +618,7 @@ async fn concurrent_transitions_have_one_winner(pool: PgPool) {
     let mut tx = pool.begin().await.unwrap();
     let holder = backend_pid(&mut tx).await;
     let claimed = queue::claim(&mut *tx, &q, 1, LEASE).await.unwrap().remove(0);
-    let cancel = tokio::spawn({
-        let pool = pool.clone();
-        async move { videdit_queue::cancel(&pool, id).await.unwrap() }
-    });
-    wait_blocked_by(&pool, holder, "the cancel to wait for the claim's row lock").await;
-    assert!(!cancel.is_finished(), "the cancel waits for the claim's row lock");
-    tx.commit().await.unwrap();
-    assert_eq!(within("the cancel", cancel).await.unwrap(), CancelOutcome::Requested);
+    assert_eq!(cancel_behind(&pool, id, tx, holder, "the claim").await, CancelOutcome::Requested);
     // cancel vs complete: the completion still wins against a mere request...
     queue::complete(&pool, &claimed).await.unwrap();
     assert_eq!(state(&pool, id).await.state(), JobState::Completed);
@@ -594,21 +664,18 @@ async fn concurrent_transitions_have_one_winner(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(done.rows_affected(), 1);
-    let cancel = tokio::spawn({
-        let pool = pool.clone();
-        async move { videdit_queue::cancel(&pool, id).await.unwrap() }
-    });
-    wait_blocked_by(&pool, holder, "the cancel to wait for the failure's row lock").await;
-    assert!(!cancel.is_finished(), "the cancel waits for the failure");
-    tx.commit().await.unwrap();
-    assert_eq!(within("the cancel", cancel).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(cancel_behind(&pool, id, tx, holder, "the failure").await, CancelOutcome::Cancelled);
     assert_eq!(state(&pool, id).await.state(), JobState::Cancelled);
     // The failed attempt's holder is fenced out too.
     assert!(matches!(queue::complete(&pool, &job).await, Err(Error::LeaseLost(x)) if x == id));
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_worker_whose_connections_are_killed_recovers(pool: PgPool) {
+scenarios! {
+    a_worker_whose_connections_are_killed_recovers: connections_killed(Mode::Unbatched);
+    a_worker_whose_connections_are_killed_recovers_batched: connections_killed(Mode::Batched);
+}
+
+async fn connections_killed(pool: PgPool, mode: Mode) {
     setup(&pool).await;
     let worker_pool = PgPoolOptions::new()
         .max_connections(4)
@@ -619,7 +686,7 @@ async fn a_worker_whose_connections_are_killed_recovers(pool: PgPool) {
     let (started_tx, mut started) = mpsc::unbounded_channel();
     // Handlers hold on until the connections are killed, so jobs are in flight when it happens.
     let go = CancellationToken::new();
-    let worker = Worker::new(worker_pool, config(2)).unwrap().register("k", None, fast_retry(5), {
+    let worker = Worker::new(worker_pool, config_in(mode, 2)).unwrap().register("k", None, fast_retry(5), {
         let (done, go) = (done.clone(), go.clone());
         move |_| {
             let (done, go, started_tx) = (done.clone(), go.clone(), started_tx.clone());
@@ -671,7 +738,8 @@ async fn crash_child_entry() {
     let mut url = url_of(&db);
     url.push_str("?application_name=crash-child");
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
-    let worker = Worker::new(pool, config(1)).unwrap().register("crashy", None, fast_retry(5), |_| async {
+    let mode = if std::env::var_os("VIDEDIT_QUEUE_CHILD_BATCHED").is_some() { Mode::Batched } else { Mode::Unbatched };
+    let worker = Worker::new(pool, config_in(mode, 1)).unwrap().register("crashy", None, fast_retry(5), |_| async {
         tokio::time::sleep(HOUR).await;
         Ok(Outcome::Complete)
     });
@@ -684,18 +752,21 @@ fn url_of(db: &str) -> String {
     format!("{prefix}/{db}")
 }
 
-#[sqlx::test(migrations = false)]
-async fn worker_killed_with_sigkill_has_its_job_rerun(pool: PgPool) {
+scenarios! {
+    worker_killed_with_sigkill_has_its_job_rerun: killed_with_sigkill(Mode::Unbatched);
+    worker_killed_with_sigkill_has_its_job_rerun_batched: killed_with_sigkill(Mode::Batched);
+}
+
+async fn killed_with_sigkill(pool: PgPool, mode: Mode) {
     setup(&pool).await;
     let db: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
     let id = enqueue(&pool, JobSpec::new("crashy", &()).unwrap()).await;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_entry", "--ignored", "--nocapture"])
-        .env("VIDEDIT_QUEUE_CHILD_DB", &db)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child.args(["--exact", "crash_child_entry", "--ignored", "--nocapture"]).env("VIDEDIT_QUEUE_CHILD_DB", &db);
+    if mode == Mode::Batched {
+        child.env("VIDEDIT_QUEUE_CHILD_BATCHED", "1");
+    }
+    let mut child = child.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     wait_for!("the child to claim the job", state(&pool, id).await.state() == JobState::Running);
     child.kill().unwrap(); // SIGKILL: no chance to release anything
     child.wait().unwrap();
@@ -715,12 +786,7 @@ async fn worker_killed_with_sigkill_has_its_job_rerun(pool: PgPool) {
     let rec = state(&pool, id).await;
     assert_eq!((rec.state(), rec.attempt), (JobState::Completed, 2));
     assert_eq!(errors(&rec), [(1, "lease expired (worker lost)")]);
-    let completions: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.job_history WHERE id = $1")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(completions, 1);
+    assert_eq!(count(&pool, &format!("job_history WHERE id = '{id}'")).await, 1, "one completion");
 }
 
 /// `Outcome::Snooze(d)`: the job goes back to waiting with `run_at = now() + d`
@@ -793,15 +859,21 @@ async fn snooze_reruns_the_job_later_without_spending_an_attempt(pool: PgPool) {
     assert_eq!(errors(&rec), [(1, "first try fails")]);
 }
 
-/// A job that works for three leases while heartbeats renew its lease is
-/// never taken from its worker: with a second worker and a sweeper running
-/// all along (either would re-run a job whose lease lapsed), its handler
-/// runs once and the job completes once, with no lease-expired error.
-#[sqlx::test(migrations = false)]
-async fn heartbeats_keep_a_job_three_leases_long_from_running_twice(pool: PgPool) {
+// A job that works for three leases while heartbeats renew its lease is
+// never taken from its worker: with a second worker and a sweeper running
+// all along (either would re-run a job whose lease lapsed), its handler
+// runs once and the job completes once, with no lease-expired error.
+// Batched, the claim's lease is the short prefetch lease (1 s): the first
+// heartbeat comes early enough to extend it.
+scenarios! {
+    heartbeats_keep_a_job_three_leases_long_from_running_twice: long_job_with_heartbeats(Mode::Unbatched);
+    heartbeats_keep_a_job_three_leases_long_from_running_twice_batched: long_job_with_heartbeats(Mode::Batched);
+}
+
+async fn long_job_with_heartbeats(pool: PgPool, mode: Mode) {
     setup(&pool).await;
     let lease = Duration::from_secs(3);
-    let cfg = WorkerConfig { lease, ..config(1) };
+    let cfg = WorkerConfig { lease, ..config_in(mode, 1) };
     let id = enqueue(&pool, JobSpec::new("long", &()).unwrap()).await;
     let runs = Arc::new(AtomicUsize::new(0));
     let handler = {
@@ -873,4 +945,189 @@ async fn heartbeats_keep_a_job_three_leases_long_from_running_twice(pool: PgPool
     let started: u64 = metrics.iter().map(|m| m.started.load(Ordering::SeqCst)).sum();
     let completed: u64 = metrics.iter().map(|m| m.completed.load(Ordering::SeqCst)).sum();
     assert_eq!((started, completed), (1, 1), "one start and one completion across both workers");
+}
+
+/// A batch the database refuses (here: a trigger refusing any statement
+/// that finishes more than one job) is recorded again one job per
+/// statement; every job still completes once.
+#[sqlx::test(migrations = false)]
+async fn a_batch_that_fails_is_recorded_one_by_one(pool: PgPool) {
+    setup(&pool).await;
+    sqlx::query(
+        "CREATE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+            IF (SELECT count(*) FROM gone) > 1 THEN RAISE EXCEPTION 'one job per statement'; END IF;
+            RETURN NULL;
+         END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER one_at_a_time AFTER DELETE ON videdit_queue.jobs REFERENCING OLD TABLE AS gone
+         FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let specs: Vec<JobSpec> = (0..40).map(|i| JobSpec::new("k", &i).unwrap()).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &specs).await.unwrap();
+    drop(conn);
+    // A long window: the 40 endings are recorded in batches, never alone.
+    let cfg = WorkerConfig {
+        batching: Some(Batching { window: Duration::from_millis(200), ..Batching::default() }),
+        ..config(8)
+    };
+    let worker =
+        Worker::new(pool.clone(), cfg).unwrap().register("k", None, fast_retry(1), |_| async { Ok(Outcome::Complete) });
+    let metrics = worker.metrics();
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
+    wait_for!("all 40 completions", count(&pool, "job_history WHERE final_state = 'completed'").await == 40);
+    shutdown.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+    assert_eq!(count(&pool, "jobs").await, 0);
+    assert_eq!(metrics.completed.load(Ordering::SeqCst), 40);
+}
+
+/// Prefetched jobs never exceed their bound (running or buffered, a worker
+/// holds at most concurrency + prefetch jobs), and go back to the queue at
+/// once on shutdown, their attempt not spent.
+#[sqlx::test(migrations = false)]
+async fn prefetched_jobs_stay_within_their_bound_and_go_back_at_shutdown(pool: PgPool) {
+    setup(&pool).await;
+    let specs: Vec<JobSpec> = (0..200).map(|i| JobSpec::new("hold", &i).unwrap()).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &specs).await.unwrap();
+    drop(conn);
+    let cfg = WorkerConfig {
+        batching: Some(Batching { prefetch: 10, prefetch_lease: Duration::from_secs(60), ..Batching::default() }),
+        lease: Duration::from_secs(60),
+        ..config(3)
+    };
+    // The handlers hold on until shutdown, which they never see: the grace ends them.
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let worker = Worker::new(pool.clone(), cfg).unwrap().register("hold", None, fast_retry(3), move |ctx| {
+        let started_tx = started_tx.clone();
+        async move {
+            let _ = started_tx.send(());
+            ctx.cancelled().await;
+            Err(JobError::retryable("stopped"))
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_millis(200)));
+    for n in 1..=3 {
+        within(&format!("job {n} to start"), started.recv()).await.unwrap();
+    }
+    wait_for!("the buffer to fill", count(&pool, "jobs WHERE state = 'running'").await == 13);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&pool, "jobs WHERE state = 'running'").await, 13, "3 running + 10 prefetched, no more");
+    shutdown.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+    assert_eq!(count(&pool, "jobs WHERE state = 'available' AND attempt = 0").await, 200, "all given back");
+    assert!(started.try_recv().is_err(), "no prefetched job started after shutdown");
+}
+
+/// A group with a thousand waiting jobs does not starve a group that
+/// enqueues ten later: with fair claims, the small group's jobs start
+/// within the next claims, alternating with the large group's.
+#[sqlx::test(migrations = false)]
+async fn a_small_group_is_not_starved_by_a_large_one(pool: PgPool) {
+    setup(&pool).await;
+    let big: Vec<JobSpec> = (0..1000).map(|i| JobSpec::new("k", &i).unwrap().group("org-big")).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &big).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let cfg = WorkerConfig { fairness: Some(Fairness::default()), ..config(1) };
+    let worker = Worker::new(pool.clone(), cfg).unwrap().register("k", None, fast_retry(1), {
+        let seen = seen.clone();
+        move |ctx| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ctx.job.group_key.clone().unwrap_or_default());
+                Ok(Outcome::Complete)
+            }
+        }
+    });
+    for _ in 0..5 {
+        assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    }
+    // The small group comes later, and sorts after the big one (the walk
+    // goes round, so where it sorts does not matter).
+    let small: Vec<JobSpec> = (0..10).map(|i| JobSpec::new("k", &i).unwrap().group("org-small")).collect();
+    videdit_queue::enqueue_many(&mut conn, &small).await.unwrap();
+    for _ in 0..20 {
+        assert!(matches!(worker.process_next().await.unwrap(), Processed::Completed(_)));
+    }
+    let seen = seen.lock().unwrap().clone();
+    let after: Vec<&str> = seen[5..].iter().map(String::as_str).collect();
+    assert_eq!(after.iter().filter(|g| **g == "org-small").count(), 10, "all ten small jobs ran: {after:?}");
+    let first_small = after.iter().position(|g| *g == "org-small").unwrap();
+    assert!(first_small <= 1, "the small group started within two claims: {after:?}");
+    // Unfair (the default), the big group's older jobs go first.
+    let plain = Worker::new(pool.clone(), config(1)).unwrap().register("k", None, fast_retry(1), |ctx| async move {
+        assert_eq!(ctx.job.group_key.as_deref(), Some("org-big"));
+        Ok(Outcome::Complete)
+    });
+    let more: Vec<JobSpec> = (0..3).map(|i| JobSpec::new("k", &i).unwrap().group("org-small")).collect();
+    videdit_queue::enqueue_many(&mut conn, &more).await.unwrap();
+    assert!(matches!(plain.process_next().await.unwrap(), Processed::Completed(_)));
+}
+
+/// Caps on running jobs per group (over all kinds) and per group and kind
+/// hold, while other groups and kinds go on.
+#[sqlx::test(migrations = false)]
+async fn running_jobs_per_group_and_kind_stay_within_their_limits(pool: PgPool) {
+    setup(&pool).await;
+    let mut specs = Vec::new();
+    for i in 0..30 {
+        specs.push(JobSpec::new("render", &i).unwrap().group("org-a"));
+        specs.push(JobSpec::new("ingest", &i).unwrap().group("org-a"));
+        specs.push(JobSpec::new("render", &i).unwrap().group("org-b"));
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &specs).await.unwrap();
+    drop(conn);
+    let fairness = Fairness {
+        max_running_per_group: Some(3),
+        max_running_per_kind: [("render".to_owned(), 1)].into_iter().collect(),
+    };
+    let cfg = WorkerConfig { fairness: Some(fairness), ..config(10) };
+    let release = CancellationToken::new();
+    let hold = {
+        let release = release.clone();
+        move |_: JobContext| {
+            let release = release.clone();
+            async move {
+                release.cancelled().await;
+                Ok(Outcome::Complete)
+            }
+        }
+    };
+    let worker = Worker::new(pool.clone(), cfg)
+        .unwrap()
+        .register("render", None, fast_retry(1), hold.clone())
+        .register("ingest", None, fast_retry(1), hold);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
+    let running = |group: &'static str, kind: &'static str| {
+        let pool = pool.clone();
+        async move {
+            count(&pool, &format!("jobs WHERE state = 'running' AND group_key = '{group}' AND kind LIKE '{kind}'"))
+                .await
+        }
+    };
+    // org-a: one render (its kind cap) and two ingests (its group cap of 3); org-b: one render.
+    wait_for!("org-a to reach its caps", running("org-a", "%").await == 3 && running("org-b", "%").await == 1);
+    tokio::time::sleep(Duration::from_millis(500)).await; // several polls later, still within the caps
+    assert_eq!(
+        (running("org-a", "render").await, running("org-a", "ingest").await, running("org-b", "render").await),
+        (1, 2, 1)
+    );
+    release.cancel();
+    wait_for!("every job to finish", count(&pool, "jobs").await == 0);
+    shutdown.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::middleware::Tracing;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
@@ -30,6 +29,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Per-user request rate limit.
     pub rate_limiter: RateLimiter,
+    /// Per-client-address rate limit, before authentication.
+    pub ip_rate_limiter: RateLimiter<std::net::IpAddr>,
     /// HTTP metrics.
     pub http_metrics: crate::metrics::HttpMetrics,
     /// Bearer token for `/metrics` (`METRICS_TOKEN`); `None`: loopback only.
@@ -53,21 +54,25 @@ pub fn api_service(server_url: &str) -> OpenApiService<crate::api::Api, ()> {
 /// The whole route tree.
 pub fn routes(state: Arc<AppState>, server_url: &str) -> impl Endpoint + use<> {
     let state_for_metrics = state.clone();
+    let state_for_admission = state.clone();
     let api = api_service(&format!("{}/api/v1", server_url.trim_end_matches('/')));
     Route::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", api.around(crate::admission::limit_body))
         .at("/healthz", poem::get(crate::health::healthz))
         .at("/readyz", poem::get(crate::health::readyz))
         .at("/metrics", poem::get(crate::health::metrics))
         .nest("/storage", crate::storage_routes::routes(state.clone()))
         .data(state)
+        .around(move |next, req| {
+            let state = state_for_admission.clone();
+            async move { crate::admission::rate_limit(&state, next, req).await }
+        })
         .catch_all_error(render_error)
         .around(request_id)
         .around(move |next, req| {
             let state = state_for_metrics.clone();
             async move { crate::metrics::track(next, req, &state.http_metrics).await }
         })
-        .with(Tracing)
 }
 
 /// Turns errors raised outside typed endpoints (routing, auth, parsing)
@@ -97,17 +102,24 @@ async fn render_error(err: poem::Error) -> Response {
 }
 
 /// Gives every request an id (`x-request-id`, kept if the client sent a
-/// sane one), puts it in the log span and echoes it in the response.
+/// sane one), puts it in the log span, echoes it in the response and logs
+/// the request once it is answered. The log has the path only, never the
+/// query string: local storage URLs carry their signature there, and a
+/// signed URL in a log is a credential anyone reading the log could use.
 async fn request_id<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let id = req
         .header("x-request-id")
         .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut resp = match tracing::Instrument::instrument(next.call(req), span).await {
+    let started = std::time::Instant::now();
+    let mut resp = match tracing::Instrument::instrument(next.call(req), span.clone()).await {
         Ok(r) => r.into_response(),
         Err(e) => render_error(e).await,
     };
+    span.in_scope(|| {
+        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "answered");
+    });
     if let Ok(v) = id.parse() {
         resp.headers_mut().insert("x-request-id", v);
     }

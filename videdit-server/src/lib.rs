@@ -7,6 +7,7 @@
 //! application layer); this crate only adapts it to HTTP ([`api`]) and to
 //! the queue ([`handlers`]).
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use videdit_core::config::{Command as ConfigCommand, Config};
 use videdit_server::app::{self, AppState};
 use videdit_server::auth::{AuthMode, Authenticator, Jwks};
-use videdit_server::rate_limit::RateLimiter;
 use videdit_server::settings::{AuthSettings, Configuration, LocalSettings, ServerSettings, Settings};
 
 /// Turn long videos into ranked, captioned vertical shorts.
@@ -133,7 +132,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 storage,
                 local,
                 auth,
-                rate_limiter: RateLimiter::new(server.limits.requests_per_second, server.limits.request_burst),
+                rate_limiter: server.limits.user_rate_limiter(),
+                ip_rate_limiter: server.limits.ip_rate_limiter(),
                 limits: server.limits.clone(),
                 http_metrics: Default::default(),
                 metrics_token: server.metrics_token.clone(),

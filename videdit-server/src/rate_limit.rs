@@ -1,7 +1,9 @@
-//! A per-user token bucket, in memory (one server process; a shared limit
-//! across replicas would move into Postgres or Redis).
+//! Token buckets per key (a user after authentication, a client address
+//! before it), in memory (one server process; a shared limit across
+//! replicas would move into Postgres or Redis).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,15 +12,15 @@ use videdit_core::UserId;
 /// Buckets kept before idle ones are pruned.
 const PRUNE_ABOVE: usize = 10_000;
 
-/// Allows `burst` requests at once and `per_second` sustained, per user.
+/// Allows `burst` requests at once and `per_second` sustained, per key.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = UserId> {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<UserId, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     /// A limiter; `per_second == 0` disables it.
     #[must_use]
     pub fn new(per_second: f64, burst: f64) -> Self {
@@ -26,7 +28,7 @@ impl RateLimiter {
     }
 
     /// Takes a token; `false` when the user is over the limit.
-    pub fn allow(&self, user: UserId) -> bool {
+    pub fn allow(&self, user: K) -> bool {
         self.check(user).is_ok()
     }
 
@@ -35,7 +37,7 @@ impl RateLimiter {
     /// # Errors
     /// When the user is over the limit: how long until a token is back
     /// (the `Retry-After` to send).
-    pub fn check(&self, user: UserId) -> Result<(), Duration> {
+    pub fn check(&self, user: K) -> Result<(), Duration> {
         self.check_at(user, Instant::now())
     }
 
@@ -44,7 +46,7 @@ impl RateLimiter {
     ///
     /// # Errors
     /// As [`RateLimiter::check`].
-    pub fn check_at(&self, user: UserId, now: Instant) -> Result<(), Duration> {
+    pub fn check_at(&self, user: K, now: Instant) -> Result<(), Duration> {
         if self.per_second <= 0.0 {
             return Ok(());
         }

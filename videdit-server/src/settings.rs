@@ -35,9 +35,27 @@ pub struct Limits {
     pub requests_per_second: f64,
     /// Burst of requests per user.
     pub request_burst: f64,
+    /// Sustained requests per second per client address, checked before
+    /// any token is verified (0 disables).
+    pub requests_per_second_per_ip: f64,
+    /// The header a trusted proxy puts the client's address in
+    /// (`Fly-Client-IP`); `None`: the peer address.
+    pub client_ip_header: Option<String>,
 }
 
 impl Limits {
+    /// The per-user limiter these limits ask for.
+    #[must_use]
+    pub fn user_rate_limiter(&self) -> crate::rate_limit::RateLimiter {
+        crate::rate_limit::RateLimiter::new(self.requests_per_second, self.request_burst)
+    }
+
+    /// The per-address limiter these limits ask for (burst: two seconds' worth).
+    #[must_use]
+    pub fn ip_rate_limiter(&self) -> crate::rate_limit::RateLimiter<std::net::IpAddr> {
+        crate::rate_limit::RateLimiter::new(self.requests_per_second_per_ip, 2.0 * self.requests_per_second_per_ip)
+    }
+
     /// What media the worker accepts.
     #[must_use]
     pub fn media(&self) -> videdit_media::probe::MediaLimits {
@@ -53,6 +71,8 @@ impl Default for Limits {
             multipart_threshold: 100 * 1024 * 1024,
             requests_per_second: 20.0,
             request_burst: 100.0,
+            requests_per_second_per_ip: 100.0,
+            client_ip_header: None,
         }
     }
 }
@@ -293,6 +313,16 @@ pub struct Settings {
     /// Sustained requests per second per user; 0 disables the limit.
     #[arg(long, env = "LIMIT_REQUESTS_PER_SECOND", default_value = "20", help_heading = API)]
     pub limit_requests_per_second: Option<String>,
+    /// Sustained requests per second per client address (burst: twice
+    /// that), checked before any token is verified or the database is
+    /// asked; /healthz and /metrics are exempt. 0 disables the limit.
+    #[arg(long, env = "LIMIT_REQUESTS_PER_SECOND_PER_IP", default_value = "100", help_heading = API)]
+    pub limit_requests_per_second_per_ip: Option<String>,
+    /// The request header a trusted proxy puts the client's address in
+    /// (`Fly-Client-IP` on Fly.io). Default: none, the peer address is the
+    /// client's. Set it only behind a proxy that overwrites the header.
+    #[arg(long, env = "CLIENT_IP_HEADER", help_heading = API)]
+    pub client_ip_header: Option<String>,
     /// `true` lets webhook endpoints use plain http and loopback addresses
     /// (development and tests); private and metadata addresses stay
     /// refused.
@@ -391,6 +421,8 @@ impl Settings {
             "LIMIT_UPLOAD_BYTES" => &self.limit_upload_bytes,
             "LIMIT_DURATION_SECONDS" => &self.limit_duration_seconds,
             "LIMIT_REQUESTS_PER_SECOND" => &self.limit_requests_per_second,
+            "LIMIT_REQUESTS_PER_SECOND_PER_IP" => &self.limit_requests_per_second_per_ip,
+            "CLIENT_IP_HEADER" => &self.client_ip_header,
             "WEBHOOKS_ALLOW_LOOPBACK" => &self.webhooks_allow_loopback,
             _ => return self.local.lookup(var),
         };
@@ -496,6 +528,13 @@ impl ServerSettings {
                 "a number >= 0",
                 defaults.requests_per_second,
             ),
+            requests_per_second_per_ip: check.number(
+                "LIMIT_REQUESTS_PER_SECOND_PER_IP",
+                |n: &f64| n.is_finite() && *n >= 0.0,
+                "a number >= 0",
+                defaults.requests_per_second_per_ip,
+            ),
+            client_ip_header: check.var("CLIENT_IP_HEADER"),
             ..defaults
         };
         let metrics_token = check.var("METRICS_TOKEN").map(Secret::new);

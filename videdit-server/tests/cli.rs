@@ -172,6 +172,8 @@ fn serve_help_lists_every_setting_with_its_variable_and_default() {
         "LIMIT_UPLOAD_BYTES",
         "LIMIT_DURATION_SECONDS",
         "LIMIT_REQUESTS_PER_SECOND",
+        "LIMIT_REQUESTS_PER_SECOND_PER_IP",
+        "CLIENT_IP_HEADER",
         "VIDEDIT_WORK_DIR",
         "WEBHOOKS_ALLOW_LOOPBACK",
         "ENCRYPTION_KEYS",

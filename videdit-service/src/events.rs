@@ -98,6 +98,7 @@ pub(crate) fn delivery_job(org: OrgId, delivery: videdit_core::DeliveryId) -> Re
         &serde_json::json!({"orgId": org, "deliveryId": delivery}),
     )?
     .queue(WEBHOOK_QUEUE)
+    .group(org.to_string())
     .unique_key(format!("deliver:{delivery}"))
     .max_attempts(1_000)
     .metadata(serde_json::json!({"orgId": org, "deliveryId": delivery, "kind": "deliver_webhook"})))

@@ -75,11 +75,16 @@ pub async fn enqueue_stage_at(
         Some(_) => format!("{}:{subject}:later", kind.as_str()),
         None => format!("{}:{subject}", kind.as_str()),
     };
-    let mut spec = JobSpec::new(kind.as_str(), job)?.queue(queue).unique_key(unique).metadata(serde_json::json!({
-        "orgId": job.org_id,
-        "videoId": job.video_id,
-        "kind": kind.as_str(),
-    }));
+    // Grouped by organisation, so a worker with fair sharing takes from
+    // each organisation in turn.
+    let mut spec =
+        JobSpec::new(kind.as_str(), job)?.queue(queue).unique_key(unique).group(job.org_id.to_string()).metadata(
+            serde_json::json!({
+                "orgId": job.org_id,
+                "videoId": job.video_id,
+                "kind": kind.as_str(),
+            }),
+        );
     if let Some(at) = at {
         spec = spec.run_at(at);
     }

@@ -86,6 +86,9 @@ pub async fn create(
     if req.file_name.trim().is_empty() {
         return Err(Error::invalid("fileName must not be empty"));
     }
+    if let Err(why) = videdit_core::text::check("fileName", &req.file_name) {
+        return Err(Error::invalid(why));
+    }
     let ct = req.content_type.to_ascii_lowercase();
     if !(ct.starts_with("video/") || ct.starts_with("audio/")) {
         return Err(Error::invalid(format!("content type {:?} is not video/* or audio/*", req.content_type)));

@@ -29,6 +29,22 @@ pub struct DeleteOptions {
     pub multipart: Vec<(String, String)>,
 }
 
+/// Most characters in a title.
+pub const MAX_TITLE_CHARS: usize = 300;
+
+/// Renames a video: a title is 1 to 300 characters, not blank, without
+/// control or bidirectional-override characters.
+///
+/// # Errors
+/// `invalid_request` for a bad title; `video_not_found`.
+pub async fn rename(pool: &PgPool, org: OrgId, id: VideoId, title: &str) -> Result<videdit_core::Video> {
+    if title.trim().is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(crate::Error::invalid(format!("a title has 1 to {MAX_TITLE_CHARS} characters, not only spaces")));
+    }
+    videdit_core::text::check("title", title).map_err(crate::Error::invalid)?;
+    Ok(db::rename_video(pool, org, id, title).await?)
+}
+
 /// Deletes a video. Returns the id of the clean-up job.
 ///
 /// # Errors

@@ -8,11 +8,13 @@ use tokio_util::sync::CancellationToken;
 use super::source::ffmpeg_input;
 use crate::analyze::AudioFeatures;
 use crate::error::Error;
-use crate::process::{Ffmpeg, Run, safe_input_args};
+use crate::process::{Ffmpeg, Run, bounded_input_args};
 
 /// Stage 2: the loudness of the input's audio in 100 ms frames, from one
 /// audio-only ffmpeg pass (`astats`); the values are streamed to a small
 /// text file in `work_dir`, so memory does not grow with the duration.
+/// `duration` is the probed duration: the input is not read past it (and
+/// a margin, see [`crate::process::read_limit`]).
 ///
 /// # Errors
 /// Process errors, cancellation and I/O.
@@ -37,7 +39,7 @@ pub async fn audio_features(
          ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:file={}",
         crate::render::graph::filter_value(&out.path().display().to_string())
     );
-    let mut args = safe_input_args(&ffmpeg_input(input));
+    let mut args = bounded_input_args(&ffmpeg_input(input), duration);
     args.extend(["-vn", "-sn", "-dn", "-af", &graph, "-f", "null", "-"].map(String::from));
     ffmpeg.run(Run { args, media_seconds: duration, on_progress: None, cancel: Some(cancel.clone()) }).await?;
     let text = tokio::fs::read_to_string(out.path()).await.map_err(io("reading the loudness file"))?;

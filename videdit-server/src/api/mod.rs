@@ -140,10 +140,9 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         }
     };
     if let Err(wait) = state.rate_limiter.check(principal.user_id) {
-        // Whole seconds, rounded up, as `Retry-After` takes.
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = crate::admission::retry_after_secs(wait);
         let mut r = Rejection::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s"));
-        r.retry_after = Some(secs.max(1));
+        r.retry_after = Some(secs);
         return Err(r.into());
     }
     Ok(Caller { principal, state: state.clone() })

@@ -122,7 +122,7 @@ impl VideosApi {
     async fn rename(&self, auth: BearerAuth, id: Path<String>, body: Json<RenameVideo>) -> ApiResult<Json<VideoBody>> {
         let (p, state) = auth.may(Action::Rename)?;
         let id = video_id(&id.0)?;
-        let v = db::rename_video(&state.pool, p.org_id, id, &body.0.title).await?;
+        let v = videdit_service::videos::rename(&state.pool, p.org_id, id, &body.0.title).await?;
         let shorts = db::list_shorts(&state.pool, p.org_id, id).await?;
         let has_t = db::has_transcript(&state.pool, p.org_id, id).await?;
         Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))

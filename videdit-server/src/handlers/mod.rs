@@ -87,6 +87,9 @@ pub fn config(core: &videdit_core::config::Config) -> WorkerConfig {
         queues: vec![MEDIA_QUEUE.into(), MAINTENANCE_QUEUE.into(), WEBHOOK_QUEUE.into()],
         concurrency: usize::from(core.job_concurrency),
         poll_interval: core.poll_interval,
+        // One organisation's backlog cannot starve another's jobs: claims
+        // take from each organisation (the jobs' group) in turn.
+        fairness: Some(videdit_queue::Fairness::default()),
         ..WorkerConfig::default()
     }
 }

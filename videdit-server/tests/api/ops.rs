@@ -105,3 +105,64 @@ async fn a_limited_user_is_told_when_to_retry_and_gets_in_after_the_refill(pool:
     assert_eq!(app.call("GET", "/videos", Some(&t), None).await.0, 200);
     assert_error(&app.call("GET", "/videos", Some(&t), None).await, 429, "rate_limited");
 }
+
+/// The per-address limit runs before any token is verified or the database
+/// is asked: with the database down, the first request fails on it (503),
+/// and once the address is over its limit the answer is 429 without trying
+/// (a forged token gets 429 too, not 401). `/storage` and `/readyz` are
+/// covered, `/healthz` is not.
+#[sqlx::test(migrations = false)]
+async fn the_address_limit_runs_before_token_verification_and_covers_storage_and_readyz(pool: PgPool) {
+    let mut options = Options { database_down: true, ..Options::default() };
+    options.limits.requests_per_second_per_ip = 0.05; // burst 1, refilled in 20 s
+    let app = spawn_app(pool, options).await;
+    let t = token("user_x", None);
+    assert_error(&app.call("GET", "/videos", Some(&t), None).await, 503, "database_unavailable");
+    for bearer in [t.as_str(), "forged.not-a.jwt"] {
+        let started = Instant::now();
+        let r = app.client.get(app.url("/videos")).bearer_auth(bearer).send().await.unwrap();
+        assert_eq!(r.status(), 429);
+        let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=20).contains(&wait), "{wait}");
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "rate_limited");
+        assert!(started.elapsed() < Duration::from_secs(2), "refused without waiting for the database");
+    }
+    for path in ["/readyz", "/storage/anything?sig=x&exp=1"] {
+        let r = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{path}");
+    }
+    let r = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "health checks are exempt");
+}
+
+/// A JSON API body over 1 MiB is refused with 413 `request_too_large`,
+/// whether it declares its length or arrives chunked; nothing is created.
+#[sqlx::test(migrations = false)]
+async fn a_json_body_over_one_mebibyte_is_refused(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let t = token("user_big", None);
+    let big = json!({"fileName": "a".repeat(1024 * 1024 + 10), "contentType": "video/mp4", "size": 5});
+    let expected = json!({"code": "request_too_large", "message": "a request body has at most 1048576 bytes"});
+    let r = app.client.post(app.url("/uploads")).bearer_auth(&t).json(&big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), expected);
+    // Chunked: no Content-Length, the limit applies while reading.
+    let bytes = serde_json::to_vec(&big).unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let r = app
+        .client
+        .post(app.url("/uploads"))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), expected);
+    let (status, list) = app.call("GET", "/videos", Some(&t), None).await;
+    assert_eq!((status, list["items"].as_array().map(Vec::len)), (200, Some(0)), "{list}");
+    // A body under the limit still works.
+    let small = json!({"fileName": "a.mp4", "contentType": "video/mp4", "size": 5});
+    assert_eq!(app.call("POST", "/uploads", Some(&t), Some(small)).await.0, 201);
+}

@@ -122,6 +122,7 @@ async fn a_talk_uploaded_with_one_put_to_local_storage_becomes_captioned_shorts(
 
 /// Upload → worker → ready → transcript → shorts → download → edit → re-render.
 async fn full_flow(pool: PgPool, options: Options) {
+    let logs = crate::support::capture_logs();
     let app = spawn_app(pool.clone(), options).await;
     let dir = tempfile::tempdir().unwrap();
     // Small talk, a strong passage of about 40 s, small talk.
@@ -309,6 +310,15 @@ async fn full_flow(pool: PgPool, options: Options) {
         404,
         "video_not_found",
     );
+
+    // The whole run's logs (server and worker, debug level) hold no signed
+    // URL: neither a local-storage signature nor an S3 one.
+    let logs = logs.text();
+    assert!(logs.contains("answered"), "the request log was captured");
+    for credential in ["sig=", "X-Amz-Signature", "x-amz-signature"] {
+        let line = logs.lines().find(|l| l.contains(credential));
+        assert!(line.is_none(), "a log line carries {credential}: {line:?}");
+    }
 }
 
 #[sqlx::test(migrations = false)]

@@ -103,7 +103,17 @@ async fn every_refusal_of_an_edited_recipe_has_its_code_and_message(pool: PgPool
             with(|b| b["words"][2] = json!({"text": "early", "start": 10.1, "end": 10.2})),
             "words must be in time order",
         ),
+        (
+            "bidirectional override in a word",
+            with(|b| b["words"][4]["text"] = json!("gnp\u{202E}exe")),
+            "word 4 needs 0 <= start <= end and at most 100 printable characters",
+        ),
         ("title too long", with(|b| b["title"] = json!(long_title)), "a title has at most 200 characters"),
+        (
+            "control character in the title",
+            with(|b| b["title"] = json!("line\nbreak")),
+            "the title must not contain control or bidirectional-override characters (U+000A)",
+        ),
     ];
     for (name, body, message) in cases {
         let got = app.call("PUT", &path, Some(&t), Some(body)).await;

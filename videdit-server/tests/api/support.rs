@@ -14,7 +14,6 @@ use videdit_core::config::S3Config;
 use videdit_core::storage::{LocalStorage, S3Storage, Storage, UrlSigner};
 use videdit_server::app::{self, AppState};
 use videdit_server::auth::{AuthMode, Authenticator, ClerkConfig, Jwks};
-use videdit_server::rate_limit::RateLimiter;
 use videdit_server::settings::Limits;
 
 pub const ISSUER: &str = "https://clerk.test.videdit.dev";
@@ -57,7 +56,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             storage: StorageKind::Local,
-            limits: Limits { requests_per_second: 0.0, ..Limits::default() },
+            limits: Limits { requests_per_second: 0.0, requests_per_second_per_ip: 0.0, ..Limits::default() },
             metrics_token: None,
             database_down: false,
             storage_down: false,
@@ -167,7 +166,8 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         storage: storage.clone(),
         local,
         auth,
-        rate_limiter: RateLimiter::new(options.limits.requests_per_second, options.limits.request_burst),
+        rate_limiter: options.limits.user_rate_limiter(),
+        ip_rate_limiter: options.limits.ip_rate_limiter(),
         limits: options.limits,
         http_metrics: Default::default(),
         metrics_token: options.metrics_token.map(Secret::new),
@@ -299,4 +299,43 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["code"], code, "{}", got.1);
     assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", got.1);
+}
+
+/// Every log line of this test process from now on (the server and the
+/// worker run in it), at debug level for videdit and poem.
+#[derive(Clone)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing logger (once per test process; nextest runs each
+/// test in its own).
+pub fn capture_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs(Arc::default());
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,videdit=debug,videdit_server=debug,videdit_service=debug,videdit_media=debug,videdit_queue=debug,videdit_webhooks=debug,poem=debug"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    })
+    .clone()
 }

@@ -20,6 +20,7 @@ async fn put(app: &TestApp, plan_url: &str, headers: &Value, data: Vec<u8>) -> r
 
 #[sqlx::test(migrations = false)]
 async fn single_put_upload_through_the_servers_signed_urls(pool: PgPool) {
+    let logs = crate::support::capture_logs();
     let app = spawn_app(pool, Options::default()).await;
     let t = token("user_a", None);
     let data = pattern(300_000);
@@ -75,6 +76,10 @@ async fn single_put_upload_through_the_servers_signed_urls(pool: PgPool) {
     assert_eq!(listed.1["items"][0]["id"], video);
     assert_eq!(listed.1["items"][0]["shortsCount"], 0);
     assert_eq!(listed.1["items"][0]["hasTranscription"], false);
+    // The signed PUT was logged by its path, without its signature.
+    let logs = logs.text();
+    assert!(logs.lines().any(|l| l.contains("path=/storage/orgs/") && l.contains("answered")), "{logs}");
+    assert!(!logs.contains("sig="), "a signed URL was logged:\n{logs}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -328,4 +333,42 @@ async fn multipart_completion_refuses_a_wrong_etag(pool: PgPool) {
     let video = plan["videoId"].as_str().unwrap();
     assert_eq!(app.call("GET", &format!("/videos/{video}"), Some(&t), None).await.1["status"], "uploading");
     still_completes(&app, &t, &plan, &data, part_size).await;
+}
+
+/// File names and titles people see are refused when they carry control
+/// or bidirectional-override characters (a U+202E can disguise a name);
+/// ordinary text in any script passes.
+#[sqlx::test(migrations = false)]
+async fn control_and_bidi_characters_are_refused_in_file_names_and_titles(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let t = token("user_text", None);
+    let upload = |name: &str| json!({"fileName": name, "contentType": "video/mp4", "size": 5});
+    let (status, body) = app.call("POST", "/uploads", Some(&t), Some(upload("clip\u{202E}4pm.exe"))).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"code": "invalid_request", "message": "fileName must not contain control or bidirectional-override characters (U+202E)"})
+        )
+    );
+    assert_error(&app.call("POST", "/uploads", Some(&t), Some(upload("a\nb.mp4"))).await, 400, "invalid_request");
+    let (status, plan) = app.call("POST", "/uploads", Some(&t), Some(upload("Café — 日本語.mp4"))).await;
+    assert_eq!(status, 201, "{plan}");
+    let video = plan["videoId"].as_str().unwrap();
+    let rename = |title: &str| json!({"title": title});
+    let (status, body) = app.call("PATCH", &format!("/videos/{video}"), Some(&t), Some(rename("evil\u{1b}[2J"))).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"code": "invalid_request", "message": "title must not contain control or bidirectional-override characters (U+001B)"})
+        )
+    );
+    assert_error(
+        &app.call("PATCH", &format!("/videos/{video}"), Some(&t), Some(rename("   "))).await,
+        400,
+        "invalid_request",
+    );
+    let (status, v) = app.call("PATCH", &format!("/videos/{video}"), Some(&t), Some(rename("עברית ✓"))).await;
+    assert_eq!((status, v["title"].as_str()), (200, Some("עברית ✓")), "{v}");
 }
