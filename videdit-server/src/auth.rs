@@ -159,31 +159,25 @@ struct Jwk {
     alg: Option<String>,
 }
 
-/// The claims we read from a Clerk session token.
+/// The claims we read from a Clerk session token (absent optional claims
+/// are `None`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
     /// Clerk user id.
     pub sub: String,
     /// Optional e-mail (a custom claim).
-    #[serde(default)]
     pub email: Option<String>,
     /// Authorised party (the origin that asked for the token).
-    #[serde(default)]
     pub azp: Option<String>,
     /// Claim-format version (2 for the compact organisation claim).
-    #[serde(default)]
     pub v: Option<u32>,
     /// v1 organisation id.
-    #[serde(default)]
     pub org_id: Option<String>,
     /// v1 organisation role (`org:admin`, `admin`, `org:member`, …).
-    #[serde(default)]
     pub org_role: Option<String>,
     /// v1 organisation slug.
-    #[serde(default)]
     pub org_slug: Option<String>,
     /// v2 compact organisation claim.
-    #[serde(default)]
     pub o: Option<OrgClaim>,
 }
 
@@ -193,10 +187,8 @@ pub struct OrgClaim {
     /// Organisation id.
     pub id: String,
     /// Role without the `org:` prefix.
-    #[serde(default)]
     pub rol: Option<String>,
     /// Slug.
-    #[serde(default)]
     pub slg: Option<String>,
 }
 

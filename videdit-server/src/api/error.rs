@@ -109,27 +109,27 @@ fn bad_request(err: poem::Error) -> ApiError {
     ApiError::invalid(err.to_string())
 }
 
-impl From<videdit_core::Error> for ApiError {
-    fn from(e: videdit_core::Error) -> Self {
-        let code = e.code();
+impl ApiError {
+    /// A failure with its code: a client's mistake keeps its message; the
+    /// details of a server-side failure go to the log, not the client.
+    fn from_failure(code: ErrorCode, message: &str, error: &dyn std::fmt::Display) -> Self {
         if code == ErrorCode::Internal || code.http_status() >= 500 {
-            // Details of server-side failures go to the log, not the client.
-            tracing::error!(error = %e, code = %code, "request failed");
+            tracing::error!(error = %error, code = %code, "request failed");
             return Self::new(code, "the server could not complete the request; it has been logged");
         }
-        Self::new(code, e.to_string())
+        Self::new(code, message)
+    }
+}
+
+impl From<videdit_core::Error> for ApiError {
+    fn from(e: videdit_core::Error) -> Self {
+        Self::from_failure(e.code(), &e.to_string(), &e)
     }
 }
 
 impl From<videdit_service::Error> for ApiError {
     fn from(e: videdit_service::Error) -> Self {
-        let code = e.code();
-        if code == ErrorCode::Internal || code.http_status() >= 500 {
-            // Details of server-side failures go to the log, not the client.
-            tracing::error!(error = %e, code = %code, "request failed");
-            return Self::new(code, "the server could not complete the request; it has been logged");
-        }
-        Self::new(code, e.message())
+        Self::from_failure(e.code(), e.message(), &e)
     }
 }
 
