@@ -110,6 +110,7 @@ async fn main() {
             authorized_parties: vec![],
             leeway: Duration::from_secs(5),
             min_refresh_interval: Duration::from_secs(30),
+            max_key_age: Duration::from_secs(3600),
         })))),
         rate_limiter: RateLimiter::new(0.0, 1.0),
         ip_rate_limiter: RateLimiter::new(0.0, 1.0),

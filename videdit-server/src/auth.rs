@@ -123,11 +123,15 @@ pub struct ClerkConfig {
     pub leeway: Duration,
     /// Least time between two JWKS fetches.
     pub min_refresh_interval: Duration,
+    /// Keys older than this are fetched again before their next use, so a
+    /// key the identity provider removed stops being trusted even for
+    /// tokens naming it (a failed refresh keeps the cached keys).
+    pub max_key_age: Duration,
 }
 
 /// A JWKS, cached; refreshed when a token names an unknown `kid`, at most
-/// once per `min_refresh_interval`, so forged `kid`s cannot make us hammer
-/// the identity provider.
+/// once per `min_refresh_interval` (so forged `kid`s cannot make us hammer
+/// the identity provider), and when the keys are older than `max_key_age`.
 pub struct Jwks {
     config: ClerkConfig,
     client: reqwest::Client,
@@ -136,6 +140,8 @@ pub struct Jwks {
     /// (so requests inside the refresh interval of a failed fetch report
     /// the outage, not an unknown key).
     last_fetch: Mutex<Option<(Instant, Option<String>)>>,
+    /// When the cached keys were fetched.
+    fetched_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -179,6 +185,9 @@ pub struct Claims {
     pub org_slug: Option<String>,
     /// v2 compact organisation claim.
     pub o: Option<OrgClaim>,
+    /// v2 session status: `active`, or `pending` while the user has not
+    /// finished signing in (for example, choosing an organisation).
+    pub sts: Option<String>,
 }
 
 /// Clerk's v2 compact organisation claim.
@@ -234,10 +243,48 @@ impl Jwks {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .expect("HTTP client builds");
-        Self { config, client, keys: RwLock::new(HashMap::new()), last_fetch: Mutex::new(None) }
+        Self {
+            config,
+            client,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+            fetched_at: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn keys_are_stale(&self) -> bool {
+        self.fetched_at.lock().expect("jwks clock").is_some_and(|t| t.elapsed() >= self.config.max_key_age)
+    }
+
+    async fn store(&self, fresh: HashMap<String, Arc<DecodingKey>>) {
+        *self.keys.write().await = fresh;
+        *self.fetched_at.lock().expect("jwks clock") = Some(Instant::now());
+    }
+
+    /// Fetches keys past their age again; a failure keeps them (an outage
+    /// of the identity provider must not lock every user out).
+    async fn refresh_stale(&self) {
+        let mut last = self.last_fetch.lock().await;
+        let recently = last.as_ref().is_some_and(|(at, _)| at.elapsed() < self.config.min_refresh_interval);
+        if !self.keys_are_stale() || recently {
+            return;
+        }
+        match self.fetch().await {
+            Ok(fresh) => {
+                *last = Some((Instant::now(), None));
+                self.store(fresh).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refreshing the JWKS failed; keeping the cached keys");
+                *last = Some((Instant::now(), None));
+            }
+        }
     }
 
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, AuthError> {
+        if self.keys_are_stale() {
+            self.refresh_stale().await;
+        }
         if let Some(k) = self.keys.read().await.get(kid) {
             return Ok(k.clone());
         }
@@ -258,7 +305,7 @@ impl Jwks {
             match self.fetch().await {
                 Ok(fresh) => {
                     *last = Some((Instant::now(), None));
-                    *self.keys.write().await = fresh;
+                    self.store(fresh).await;
                 }
                 Err(e) => {
                     let reason = match &e {
@@ -340,6 +387,9 @@ impl Jwks {
         {
             return Err(AuthError::Invalid("the token's authorized party (azp) is not allowed".into()));
         }
+        if claims.sts.as_deref() == Some("pending") {
+            return Err(AuthError::Invalid("the session is pending: finish signing in first".into()));
+        }
         Ok(claims)
     }
 }
@@ -403,6 +453,7 @@ impl Authenticator {
                 org_role: None,
                 org_slug: None,
                 o: None,
+                sts: None,
             },
             AuthMode::Clerk(jwks) => {
                 let token = token.ok_or(AuthFailure::Auth(AuthError::Missing))?;

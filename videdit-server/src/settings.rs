@@ -59,7 +59,11 @@ impl Limits {
     /// What media the worker accepts.
     #[must_use]
     pub fn media(&self) -> videdit_media::probe::MediaLimits {
-        videdit_media::probe::MediaLimits { max_duration: self.max_duration_seconds, max_bytes: self.max_upload_bytes }
+        videdit_media::probe::MediaLimits {
+            max_duration: self.max_duration_seconds,
+            max_bytes: self.max_upload_bytes,
+            ..Default::default()
+        }
     }
 }
 
@@ -618,16 +622,27 @@ impl ServerSettings {
                 let jwks_url = check
                     .var("CLERK_JWKS_URL")
                     .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+                let audience = check.var("CLERK_AUDIENCE");
+                let authorized_parties: Vec<String> = check
+                    .var("CLERK_AUTHORIZED_PARTIES")
+                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                    .unwrap_or_default();
+                if Self::production(check) && audience.is_none() && authorized_parties.is_empty() {
+                    // Without either, a token Clerk minted for another of
+                    // the instance's apps would be accepted here.
+                    check.err(
+                        "CLERK_AUTHORIZED_PARTIES",
+                        "is required when VIDEDIT_ENV=production (the web app's origins), unless CLERK_AUDIENCE is set",
+                    );
+                }
                 AuthSettings::Clerk(ClerkConfig {
                     jwks_url,
                     issuer,
-                    audience: check.var("CLERK_AUDIENCE"),
-                    authorized_parties: check
-                        .var("CLERK_AUTHORIZED_PARTIES")
-                        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-                        .unwrap_or_default(),
+                    audience,
+                    authorized_parties,
                     leeway: Duration::from_secs(5),
                     min_refresh_interval: Duration::from_secs(30),
+                    max_key_age: Duration::from_secs(3600),
                 })
             }
             other => {
@@ -767,6 +782,23 @@ mod tests {
                 "WEBHOOKS_ALLOW_LOOPBACK"
             ]
         );
+    }
+
+    #[test]
+    fn production_clerk_needs_an_audience_or_authorized_parties() {
+        let prod = ("VIDEDIT_ENV", "production");
+        let errors = server(Command::Serve, &[ISSUER, prod, KEYS]).unwrap_err();
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "CLERK_AUTHORIZED_PARTIES: is required when VIDEDIT_ENV=production (the web app's origins), unless CLERK_AUDIENCE is set"
+            ]
+        );
+        assert!(
+            server(Command::Serve, &[ISSUER, prod, KEYS, ("CLERK_AUTHORIZED_PARTIES", "https://app.example")]).is_ok()
+        );
+        assert!(server(Command::Serve, &[ISSUER, prod, KEYS, ("CLERK_AUDIENCE", "videdit")]).is_ok());
+        assert!(server(Command::Serve, &[ISSUER]).is_ok(), "development needs neither");
     }
 
     #[test]

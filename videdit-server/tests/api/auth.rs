@@ -93,6 +93,40 @@ async fn a_rotated_key_is_picked_up_and_the_removed_key_stops_working(pool: PgPo
     assert_error(&app.call("GET", "/videos", Some(&fresh_old), None).await, 401, "invalid_token");
 }
 
+/// Keys are fetched again once older than their age (2 s in tests), so a
+/// key the identity provider removed stops being trusted even when no
+/// token names an unknown key.
+#[sqlx::test(migrations = false)]
+async fn a_removed_key_stops_being_trusted_after_the_periodic_refresh(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let old = token("user_a", None);
+    assert_eq!(app.call("GET", "/videos", Some(&old), None).await.0, 200);
+    let fetches = app.jwks_hits.load(Ordering::SeqCst);
+    app.rotated.store(true, Ordering::SeqCst);
+    assert_eq!(app.call("GET", "/videos", Some(&old), None).await.0, 200, "cached keys still trusted");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let fresh_old = token_with(claims("user_c", None), "test-key-1", test_key());
+    let got = app.call("GET", "/videos", Some(&fresh_old), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: unknown signing key \"test-key-1\"");
+    assert_eq!(app.jwks_hits.load(Ordering::SeqCst), fetches + 1, "one refresh");
+}
+
+/// A Clerk session that has not finished signing in (`sts: pending`) is
+/// not an active session.
+#[sqlx::test(migrations = false)]
+async fn pending_sessions_are_refused(pool: PgPool) {
+    let app = spawn_app(pool, Options::default()).await;
+    let mut pending = claims("user_p", None);
+    pending["sts"] = json!("pending");
+    let got = app.call("GET", "/videos", Some(&token_with(pending, "test-key-1", test_key())), None).await;
+    assert_error(&got, 401, "invalid_token");
+    assert_eq!(got.1["message"], "invalid token: the session is pending: finish signing in first");
+    let mut active = claims("user_p", None);
+    active["sts"] = json!("active");
+    assert_eq!(app.call("GET", "/videos", Some(&token_with(active, "test-key-1", test_key())), None).await.0, 200);
+}
+
 #[sqlx::test(migrations = false)]
 async fn wrong_algorithms_and_missing_key_ids_are_refused(pool: PgPool) {
     let app = spawn_app(pool, Options::default()).await;

@@ -152,6 +152,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         authorized_parties: vec![AUTHORIZED_PARTY.into()],
         leeway: Duration::from_secs(5),
         min_refresh_interval: Duration::from_millis(200),
+        max_key_age: Duration::from_secs(2),
     }))));
     let app_pool = if options.database_down {
         sqlx::postgres::PgPoolOptions::new()
