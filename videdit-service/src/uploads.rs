@@ -110,7 +110,9 @@ pub async fn create(
         let mut parts = Vec::with_capacity(count as usize);
         let mut expires_at = now;
         for n in 1..=count {
-            let r = storage.presign_part(&mp, n, PART_URL_TTL).await?;
+            // Every part is `part_size` bytes but the last, which has the rest.
+            let size = if n == count { req.size - part_size * (count as u64 - 1) } else { part_size };
+            let r = storage.presign_part(&mp, n, size, PART_URL_TTL).await?;
             expires_at = r.expires_at;
             parts.push((n, r.url));
         }

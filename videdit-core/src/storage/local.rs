@@ -200,9 +200,9 @@ impl LocalStorage {
                 let (tmp, size, etag) = self.write_tmp(body, *max_size).await?;
                 self.commit(&tmp, &url.key, content_type, size, etag).await
             }
-            SignedOperation::PutPart { upload_id, part_number } => {
+            SignedOperation::PutPart { upload_id, part_number, size } => {
                 let upload = MultipartUpload { key: url.key.clone(), upload_id: upload_id.clone() };
-                self.put_part(&upload, *part_number, body).await
+                self.store_part(&upload, *part_number, body, Some(*size)).await
             }
             SignedOperation::Get { .. } => Err(Error::InvalidSignature),
         }
@@ -213,10 +213,28 @@ impl LocalStorage {
     /// # Errors
     /// An unknown upload (or one for another key), a bad part number, or I/O.
     pub async fn put_part(&self, upload: &MultipartUpload, part_number: i32, body: ByteStream) -> Result<ObjectMeta> {
+        self.store_part(upload, part_number, body, None).await
+    }
+
+    /// [`LocalStorage::put_part`]; with `exact`, a part of another size is
+    /// refused (what a presigned part URL binds) and nothing is stored.
+    async fn store_part(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        body: ByteStream,
+        exact: Option<u64>,
+    ) -> Result<ObjectMeta> {
         check_part_number(part_number)?;
         let dir = self.upload_dir(&upload.upload_id)?;
         let info = self.upload_info(&dir, upload).await?;
-        let (tmp, size, etag) = self.write_tmp(body, Some(5 * 1024 * 1024 * 1024)).await?;
+        let (tmp, size, etag) = self.write_tmp(body, Some(exact.unwrap_or(5 * 1024 * 1024 * 1024))).await?;
+        if let Some(exact) = exact.filter(|e| *e != size) {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(Error::InvalidRequest(format!(
+                "part {part_number} has {size} bytes; its URL is for exactly {exact}"
+            )));
+        }
         let part_path = dir.join(format!("{part_number:05}"));
         fs::write(dir.join(format!("{part_number:05}.etag")), etag.as_bytes())
             .await
@@ -396,13 +414,14 @@ impl Storage for LocalStorage {
         &self,
         upload: &MultipartUpload,
         part_number: i32,
+        size: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest> {
         check_expiry(expires_in)?;
         check_part_number(part_number)?;
         self.upload_info(&self.upload_dir(&upload.upload_id)?, upload).await?;
         let expires_at = expiry(expires_in);
-        let op = SignedOperation::PutPart { upload_id: upload.upload_id.clone(), part_number };
+        let op = SignedOperation::PutPart { upload_id: upload.upload_id.clone(), part_number, size };
         Ok(PresignedRequest {
             method: "PUT".into(),
             url: self.signer_or_err()?.sign(&upload.key, &op, expires_at),

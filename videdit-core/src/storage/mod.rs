@@ -229,7 +229,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Backend failures.
     async fn create_multipart(&self, key: &ObjectKey, content_type: &str) -> Result<MultipartUpload>;
 
-    /// A URL the client can `PUT` one part to.
+    /// A URL the client can `PUT` one part of exactly `size` bytes to (the
+    /// size is bound by the signature: another `Content-Length` is refused).
     ///
     /// # Errors
     /// A part number outside `1..=10000` or a bad expiry.
@@ -237,6 +238,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         &self,
         upload: &MultipartUpload,
         part_number: i32,
+        size: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest>;
 

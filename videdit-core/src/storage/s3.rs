@@ -421,10 +421,12 @@ impl Storage for S3Storage {
         &self,
         upload: &MultipartUpload,
         part_number: i32,
+        size: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest> {
         check_part_number(part_number)?;
-        let request = self.upload_part(upload, part_number);
+        // Content-Length is then a signed header: S3 refuses another size.
+        let request = self.upload_part(upload, part_number).content_length(i64::try_from(size).unwrap_or(i64::MAX));
         presign("presign part", upload.key.as_str(), expires_in, |config| request.presigned(config)).await
     }
 

@@ -35,6 +35,8 @@ pub enum SignedOperation {
         upload_id: String,
         /// 1-based part number.
         part_number: i32,
+        /// The exact number of bytes the part must have.
+        size: u64,
     },
     /// Download the object.
     Get {
@@ -119,8 +121,8 @@ impl UrlSigner {
                 String::new(),
                 String::new(),
             ],
-            SignedOperation::PutPart { upload_id, part_number } => {
-                [String::new(), String::new(), upload_id.clone(), part_number.to_string()]
+            SignedOperation::PutPart { upload_id, part_number, size } => {
+                [String::new(), size.to_string(), upload_id.clone(), part_number.to_string()]
             }
             SignedOperation::Get { download_name } => {
                 [String::new(), String::new(), String::new(), download_name.clone().unwrap_or_default()]
@@ -195,6 +197,7 @@ impl UrlSigner {
             "part" => SignedOperation::PutPart {
                 upload_id: get("upload"),
                 part_number: get("part").parse().map_err(|_| Error::InvalidSignature)?,
+                size: get("max").parse().map_err(|_| Error::InvalidSignature)?,
             },
             "get" => SignedOperation::Get { download_name: q.get("name").cloned() },
             _ => return Err(Error::InvalidSignature),
@@ -313,11 +316,13 @@ mod tests {
         assert_eq!(s.verify("HEAD", &path, &query, None, now).unwrap().operation, op);
         assert!(s.verify("PUT", &path, &query, Some("video/mp4"), now).is_err());
 
-        let op = SignedOperation::PutPart { upload_id: "abc".into(), part_number: 3 };
+        let op = SignedOperation::PutPart { upload_id: "abc".into(), part_number: 3, size: 5_000_000 };
         let (path, query) = split(&s.sign(&key, &op, now + Duration::minutes(1)));
         assert_eq!(s.verify("PUT", &path, &query, Some("application/octet-stream"), now).unwrap().operation, op);
         let q = query.replace("part=3", "part=4");
         assert!(matches!(s.verify("PUT", &path, &q, None, now), Err(Error::InvalidSignature)));
+        let q = query.replace("max=5000000", "max=6000000");
+        assert!(matches!(s.verify("PUT", &path, &q, None, now), Err(Error::InvalidSignature)), "the size is signed");
     }
 
     #[test]

@@ -226,7 +226,30 @@ async fn multipart_upload(b: Backend) {
     let mut parts = Vec::new();
     for (i, chunk) in data.chunks(part).enumerate() {
         let n = i as i32 + 1;
-        let req = s.presign_part(&upload, n, Duration::from_secs(300)).await.unwrap();
+        let req = s.presign_part(&upload, n, chunk.len() as u64, Duration::from_secs(300)).await.unwrap();
+        if n == 1 {
+            // The URL binds the part's exact size: one byte less or more is refused.
+            // (A client sends its body's true length: the signed one is not sent.)
+            let honest: Vec<_> =
+                req.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")).cloned().collect();
+            for wrong in [chunk.len() - 1, chunk.len() + 1] {
+                let refused = match b.kind {
+                    // S3 may answer 403 or cut the connection while the body is sent.
+                    Kind::S3 => {
+                        let mut r = reqwest::Client::new().put(&req.url).body(pattern(wrong, 3));
+                        for (k, v) in &honest {
+                            r = r.header(k, v);
+                        }
+                        r.send().await.map_or(true, |resp| resp.status().is_client_error())
+                    }
+                    Kind::Local(_) => {
+                        let status = b.send(&req, pattern(wrong, 3), Some(honest.clone())).await.status;
+                        matches!(status, 400 | 403 | 413)
+                    }
+                };
+                assert!(refused, "a {wrong}-byte part was accepted");
+            }
+        }
         let ans = b.send(&req, chunk.to_vec(), None).await;
         assert_eq!(ans.status, 200, "part {n}: {}", String::from_utf8_lossy(&ans.body));
         let etag = ans.header("etag").expect("an ETag per part").to_owned();
@@ -264,7 +287,7 @@ async fn multipart_upload(b: Backend) {
     // Abort: parts are dropped, completion fails, aborting again succeeds.
     let key2 = source_key();
     let upload2 = s.create_multipart(&key2, "video/mp4").await.unwrap();
-    let req = s.presign_part(&upload2, 1, Duration::from_secs(300)).await.unwrap();
+    let req = s.presign_part(&upload2, 1, 1000, Duration::from_secs(300)).await.unwrap();
     let ans = b.send(&req, vec![9u8; 1000], None).await;
     assert_eq!(ans.status, 200);
     let etag = ans.header("etag").unwrap().to_owned();
@@ -278,7 +301,7 @@ async fn multipart_upload(b: Backend) {
     assert_eq!(s.head(&key2).await.unwrap(), None);
 
     for n in [0, 10_001] {
-        assert!(matches!(s.presign_part(&upload, n, Duration::from_secs(60)).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(s.presign_part(&upload, n, 1, Duration::from_secs(60)).await, Err(Error::InvalidRequest(_))));
     }
 }
 

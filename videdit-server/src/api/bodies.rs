@@ -65,7 +65,8 @@ pub struct UploadPlan {
     pub url: Option<String>,
     /// Headers to send with every PUT.
     pub headers: Vec<Header>,
-    /// For `multipart`: size of every part but the last.
+    /// For `multipart`: size of every part but the last (which has the
+    /// rest). Each part URL accepts exactly its part's size.
     #[oai(skip_serializing_if_is_none)]
     pub part_size: Option<u64>,
     /// For `multipart`: one URL per part.

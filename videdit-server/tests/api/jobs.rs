@@ -170,7 +170,7 @@ async fn deleting_a_video_cancels_its_jobs_aborts_its_multipart_uploads_and_swee
     assert_eq!(status, 201, "{job}");
     let key = videdit_core::storage::ObjectKey::video_source(ready.org, ready.video, "again.mp4");
     let mp = app.storage.create_multipart(&key, "video/mp4").await.unwrap();
-    let url = app.storage.presign_part(&mp, 1, std::time::Duration::from_secs(600)).await.unwrap().url;
+    let url = app.storage.presign_part(&mp, 1, 2048, std::time::Duration::from_secs(600)).await.unwrap().url;
     assert_eq!(app.client.put(url).body(vec![1u8; 2048]).send().await.unwrap().status(), 200);
     let upload = videdit_core::db::NewUpload {
         id: videdit_core::UploadId::new(),
@@ -209,7 +209,7 @@ async fn deleting_a_video_cancels_its_jobs_aborts_its_multipart_uploads_and_swee
     assert_eq!(count_files(app.storage_dir()), 0, "the objects and the multipart upload's parts are gone");
     // The multipart upload is aborted at the backend, not merely orphaned.
     assert_eq!(
-        app.storage.presign_part(&mp, 1, std::time::Duration::from_secs(60)).await.unwrap_err().code(),
+        app.storage.presign_part(&mp, 1, 2048, std::time::Duration::from_secs(60)).await.unwrap_err().code(),
         videdit_core::ErrorCode::UploadNotFound
     );
 
