@@ -142,6 +142,17 @@ impl PipelineError {
             Self::Output { .. } => true,
         }
     }
+
+    /// Whether ffmpeg ran out of time ([`Error::is_timeout`]): worth one
+    /// more attempt, not more.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Media(e) => e.is_timeout(),
+            Self::Render { source, .. } => source.is_timeout(),
+            Self::Analyze(_) | Self::Output { .. } => false,
+        }
+    }
 }
 
 pub(super) fn output_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PipelineError + 'a {

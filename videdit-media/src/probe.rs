@@ -1,5 +1,13 @@
 //! Probing: ffprobe's JSON as a typed [`MediaInfo`], and validation of
 //! uploaded media with typed errors.
+//!
+//! [`validate`] refuses, from the headers alone (nothing is decoded yet),
+//! what would cost a worker far more than its duration suggests: too many
+//! pixels, too many frames per second, too many streams, and a container
+//! whose declared duration its own streams contradict (see
+//! [`MediaLimits`]). What a file holds beyond its declared duration is
+//! never read: every later pass is bounded by it
+//! ([`crate::process::bounded_input_args`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -45,6 +53,10 @@ pub struct StreamInfo {
     pub channels: Option<u32>,
     /// Bit rate in bits per second.
     pub bit_rate: Option<u64>,
+    /// Duration the stream declares, in seconds (its own header, or
+    /// Matroska's `DURATION` tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
 }
 
 /// What ffprobe found in a file.
@@ -122,6 +134,12 @@ impl MediaInfo {
                     sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
                     channels: s.channels,
                     bit_rate: s.bit_rate.as_deref().and_then(|b| b.parse().ok()),
+                    duration: s
+                        .duration
+                        .as_deref()
+                        .and_then(|d| d.parse().ok())
+                        .or_else(|| s.tags.as_ref().and_then(|t| t.duration.as_deref()).and_then(clock_seconds))
+                        .filter(|d: &f64| d.is_finite() && *d >= 0.0),
                 }
             })
             .collect();
@@ -138,6 +156,15 @@ impl MediaInfo {
             streams,
         })
     }
+}
+
+/// `HH:MM:SS.fraction` (Matroska's `DURATION` tag) in seconds.
+fn clock_seconds(t: &str) -> Option<f64> {
+    let mut total = 0.0;
+    for part in t.trim().split(':') {
+        total = total * 60.0 + part.parse::<f64>().ok()?;
+    }
+    Some(total)
 }
 
 fn ratio(r: &str) -> Option<f64> {
@@ -173,6 +200,7 @@ struct RawStream {
     sample_rate: Option<String>,
     channels: Option<u32>,
     bit_rate: Option<String>,
+    duration: Option<String>,
     #[serde(default)]
     side_data_list: Vec<RawSideData>,
     tags: Option<RawTags>,
@@ -187,6 +215,8 @@ struct RawSideData {
 #[derive(Deserialize)]
 struct RawTags {
     rotate: Option<String>,
+    #[serde(rename = "DURATION")]
+    duration: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,18 +275,45 @@ async fn run_probe(ffmpeg: &Ffmpeg, protocols: &str, input: &str) -> Result<Medi
     }
 }
 
-/// What uploaded media must satisfy.
+/// What uploaded media must satisfy. Build it with the fields you set and
+/// `..MediaLimits::default()` for the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MediaLimits {
-    /// Longest duration in seconds.
+    /// Longest duration in seconds (4 hours).
     pub max_duration: f64,
-    /// Largest file in bytes.
+    /// Largest file in bytes (10 GiB).
     pub max_bytes: u64,
+    /// Most pixels in a picture, width × height, of any stream that has a
+    /// size (7680 × 4320, 8K UHD): decoders allocate by the declared size,
+    /// so a tiny file can ask for gigabytes per frame.
+    pub max_pixels: u64,
+    /// Highest video frame rate (240 fps): every frame is decoded, so the
+    /// cost of a second grows with it.
+    pub max_frame_rate: f64,
+    /// Most streams of any kind (16): each costs a decoder context when
+    /// probed.
+    pub max_streams: usize,
+    /// Largest disagreement between the duration the container declares and
+    /// the longest audio or video stream's own, as a share of the longer
+    /// (0.5); differences under [`DURATION_GRACE`] always pass. Checked only
+    /// when a stream declares its duration.
+    pub max_duration_mismatch: f64,
 }
+
+/// Seconds by which a container's and its streams' durations may always
+/// differ (priming samples, a last frame, edit lists).
+pub const DURATION_GRACE: f64 = 5.0;
 
 impl Default for MediaLimits {
     fn default() -> Self {
-        Self { max_duration: 4.0 * 3600.0, max_bytes: 10 * 1024 * 1024 * 1024 }
+        Self {
+            max_duration: 4.0 * 3600.0,
+            max_bytes: 10 * 1024 * 1024 * 1024,
+            max_pixels: 7680 * 4320,
+            max_frame_rate: 240.0,
+            max_streams: 16,
+            max_duration_mismatch: 0.5,
+        }
     }
 }
 
@@ -285,14 +342,25 @@ const AUDIO_CODECS: &[&str] = &[
 
 /// Checks probed media against the limits.
 ///
+/// The declared durations are compared with each other, not with a
+/// measurement: measuring means reading the whole file, the very cost a
+/// hostile file is after, and what a file holds past its declared
+/// duration is never read anyway. A container that contradicts its own
+/// streams is refused, since either may be the lie.
+///
 /// # Errors
-/// [`Error::NoAudio`], [`Error::ZeroDuration`], [`Error::TooLong`],
-/// [`Error::TooLarge`] or [`Error::UnsupportedCodec`].
+/// [`Error::TooLarge`], [`Error::TooManyStreams`], [`Error::NoAudio`],
+/// [`Error::UnsupportedCodec`], [`Error::ZeroDuration`], [`Error::TooLong`],
+/// [`Error::DurationMismatch`], [`Error::TooManyPixels`] or
+/// [`Error::FrameRateTooHigh`].
 pub fn validate(info: &MediaInfo, limits: &MediaLimits) -> Result<()> {
     if let Some(size) = info.size
         && size > limits.max_bytes
     {
         return Err(Error::TooLarge { bytes: size, limit: limits.max_bytes });
+    }
+    if info.streams.len() > limits.max_streams {
+        return Err(Error::TooManyStreams { count: info.streams.len(), limit: limits.max_streams });
     }
     let audio = info.audio().ok_or(Error::NoAudio)?;
     if !AUDIO_CODECS.contains(&audio.codec.as_str()) {
@@ -303,6 +371,27 @@ pub fn validate(info: &MediaInfo, limits: &MediaLimits) -> Result<()> {
     }
     if info.duration > limits.max_duration {
         return Err(Error::TooLong { seconds: info.duration, limit: limits.max_duration });
+    }
+    let streams =
+        info.streams.iter().filter(|s| s.kind != StreamKind::Other).filter_map(|s| s.duration).max_by(f64::total_cmp);
+    if let Some(streams) = streams {
+        let difference = (info.duration - streams).abs();
+        if difference > DURATION_GRACE && difference > limits.max_duration_mismatch * info.duration.max(streams) {
+            return Err(Error::DurationMismatch { declared: info.duration, streams });
+        }
+    }
+    for s in &info.streams {
+        if let (Some(width), Some(height)) = (s.width, s.height)
+            && u64::from(width) * u64::from(height) > limits.max_pixels
+        {
+            return Err(Error::TooManyPixels { width, height, limit: limits.max_pixels });
+        }
+        if s.kind == StreamKind::Video
+            && let Some(fps) = s.frame_rate
+            && fps > limits.max_frame_rate
+        {
+            return Err(Error::FrameRateTooHigh { fps, limit: limits.max_frame_rate });
+        }
     }
     Ok(())
 }
@@ -352,9 +441,9 @@ mod tests {
     #[test]
     fn validation_errors_are_typed() {
         let base = MediaInfo::from_ffprobe_json(TALK).unwrap();
-        let limits = MediaLimits { max_duration: 1.0, max_bytes: u64::MAX };
+        let limits = MediaLimits { max_duration: 1.0, max_bytes: u64::MAX, ..MediaLimits::default() };
         assert!(matches!(validate(&base, &limits), Err(Error::TooLong { .. })));
-        let limits = MediaLimits { max_duration: 10.0, max_bytes: 10 };
+        let limits = MediaLimits { max_duration: 10.0, max_bytes: 10, ..MediaLimits::default() };
         assert!(matches!(validate(&base, &limits), Err(Error::TooLarge { .. })));
         let mut silent = base.clone();
         silent.streams.retain(|s| s.kind != StreamKind::Audio);
@@ -366,5 +455,80 @@ mod tests {
         odd.streams.iter_mut().find(|s| s.kind == StreamKind::Audio).unwrap().codec = "dolby_e".into();
         assert!(matches!(validate(&odd, &MediaLimits::default()), Err(Error::UnsupportedCodec(c)) if c == "dolby_e"));
         assert!(MediaInfo::from_ffprobe_json(b"{}").is_err());
+    }
+
+    /// A probe of one stream per JSON object in `streams`, in a container of
+    /// `duration` seconds, with an AAC track first.
+    fn probe_of(duration: &str, streams: &[&str]) -> MediaInfo {
+        let mut all = vec![r#"{"index":0,"codec_type":"audio","codec_name":"aac","sample_rate":"48000","channels":2}"#];
+        all.extend(streams);
+        let json =
+            format!(r#"{{"format":{{"format_name":"mov","duration":"{duration}"}},"streams":[{}]}}"#, all.join(","));
+        MediaInfo::from_ffprobe_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn pictures_over_8k_are_refused_cover_art_too() {
+        let limits = MediaLimits::default();
+        let uhd8k = r#"{"index":1,"codec_type":"video","codec_name":"hevc","width":7680,"height":4320,"avg_frame_rate":"30/1"}"#;
+        assert!(validate(&probe_of("60", &[uhd8k]), &limits).is_ok());
+        let wider = r#"{"index":1,"codec_type":"video","codec_name":"hevc","width":7682,"height":4320}"#;
+        let err = validate(&probe_of("60", &[wider]), &limits).unwrap_err();
+        assert!(matches!(err, Error::TooManyPixels { width: 7682, height: 4320, limit: 33_177_600 }), "{err}");
+        assert_eq!(err.code().as_str(), "invalid_media");
+        assert!(!err.is_retryable());
+        assert_eq!(err.to_string(), "the picture is 7682×4320 pixels, over the limit of 33177600 pixels");
+        let bomb = r#"{"index":1,"codec_type":"video","codec_name":"png","width":65535,"height":65535,"disposition":{"attached_pic":1}}"#;
+        assert!(matches!(validate(&probe_of("60", &[bomb]), &limits), Err(Error::TooManyPixels { .. })));
+    }
+
+    #[test]
+    fn frame_rates_over_the_limit_are_refused() {
+        let limits = MediaLimits::default();
+        let fast =
+            r#"{"index":1,"codec_type":"video","codec_name":"h264","width":640,"height":360,"avg_frame_rate":"240/1"}"#;
+        assert!(validate(&probe_of("60", &[fast]), &limits).is_ok());
+        let faster = r#"{"index":1,"codec_type":"video","codec_name":"h264","width":640,"height":360,"avg_frame_rate":"1000000/1"}"#;
+        let err = validate(&probe_of("60", &[faster]), &limits).unwrap_err();
+        assert!(matches!(err, Error::FrameRateTooHigh { fps, limit } if fps == 1e6 && limit == 240.0), "{err}");
+        assert_eq!(err.code().as_str(), "invalid_media");
+    }
+
+    #[test]
+    fn too_many_streams_are_refused() {
+        let sub = r#"{"index":1,"codec_type":"subtitle","codec_name":"subrip"}"#;
+        let limits = MediaLimits::default();
+        assert!(validate(&probe_of("60", &[sub; 15]), &limits).is_ok());
+        let err = validate(&probe_of("60", &[sub; 16]), &limits).unwrap_err();
+        assert!(matches!(err, Error::TooManyStreams { count: 17, limit: 16 }), "{err}");
+        assert_eq!(err.code().as_str(), "invalid_media");
+    }
+
+    #[test]
+    fn a_container_its_streams_contradict_is_refused() {
+        let limits = MediaLimits::default();
+        let video = |d: &str| {
+            format!(r#"{{"index":1,"codec_type":"video","codec_name":"h264","width":64,"height":64,"duration":"{d}"}}"#)
+        };
+        // A real file: the container and its streams agree within a frame.
+        assert!(validate(&MediaInfo::from_ffprobe_json(TALK).unwrap(), &limits).is_ok());
+        assert!(validate(&probe_of("60", &[&video("59.9")]), &limits).is_ok());
+        // Differences under the grace always pass.
+        assert!(validate(&probe_of("3", &[&video("7.5")]), &limits).is_ok());
+        let err = validate(&probe_of("60", &[&video("86400")]), &limits).unwrap_err();
+        assert!(
+            matches!(err, Error::DurationMismatch { declared, streams } if declared == 60.0 && streams == 86400.0),
+            "{err}"
+        );
+        assert_eq!(err.code().as_str(), "invalid_media");
+        assert!(matches!(validate(&probe_of("3600", &[&video("60")]), &limits), Err(Error::DurationMismatch { .. })));
+        // Matroska keeps a stream's duration in a tag.
+        let tagged = r#"{"index":1,"codec_type":"audio","codec_name":"opus","tags":{"DURATION":"00:01:00.008000000"}}"#;
+        let info = probe_of("3", &[tagged]);
+        assert_eq!(info.streams[1].duration, Some(60.008));
+        assert!(matches!(validate(&info, &limits), Err(Error::DurationMismatch { .. })));
+        // A subtitle track's length says nothing about the media.
+        let sub = r#"{"index":1,"codec_type":"subtitle","codec_name":"subrip","duration":"9000"}"#;
+        assert!(validate(&probe_of("60", &[sub]), &limits).is_ok());
     }
 }

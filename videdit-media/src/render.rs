@@ -171,6 +171,13 @@ impl RenderError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Media(e) if e.is_retryable())
     }
+
+    /// Whether ffmpeg ran out of time ([`Error::is_timeout`]): worth one
+    /// more attempt, not more.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Media(e) if e.is_timeout())
+    }
 }
 
 fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -530,6 +537,14 @@ mod tests {
         let bad = RenderOptions { x264_preset: "fast; rm -rf".into(), ..RenderOptions::default() };
         assert!(matches!(validate(&recipe("/a.mp4"), &bad), Err(RenderError::InvalidOptions(_))));
         assert!(!RenderError::Media(Error::Cancelled).is_retryable());
+        let slow = RenderError::Media(Error::Timeout {
+            program: "ffmpeg".into(),
+            what: "timed out",
+            seconds: 1.0,
+            stderr: vec![],
+        });
+        assert!(slow.is_timeout() && slow.is_retryable() && slow.code() == ErrorCode::Timeout);
+        assert!(!RenderError::NoFont.is_timeout());
     }
 
     #[test]

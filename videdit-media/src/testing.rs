@@ -11,6 +11,7 @@
 //! - transcripts of given words, without a model ([`transcript_of`]);
 //! - media files made with ffmpeg ([`generate`]), their samples
 //!   ([`samples_of`]) and ffprobe's JSON of outputs ([`ffprobe_json`]);
+//!   a file that holds more than it declares ([`understated_mka`]);
 //! - decoded frames and where a colour is in them ([`Frame`]).
 //!
 //! Needs `ffmpeg`, `ffprobe` and `espeak-ng`. Compiled for this crate's own
@@ -24,7 +25,7 @@ mod transcripts;
 mod wer;
 
 pub use frames::{Frame, Rect, looks_like};
-pub use media_files::{ffprobe_json, generate, media_seconds, samples_of, seconds_of, stream_of};
+pub use media_files::{ffprobe_json, generate, media_seconds, samples_of, seconds_of, stream_of, understated_mka};
 pub use talks::{
     FILLER, HOOK_STORY_PAYOFF, MID_THOUGHT, PLAIN_PARAGRAPHS, PRACTICE, SLEEP, SMALL_TALK, SpokenSentence, Talk,
     TalkSpec, WORDS_PER_MINUTE, alternating_voice, make_talk, paragraphs_wav, planted_talk, small_talk, speak,

@@ -14,7 +14,6 @@ use videdit_core::recipe::{Aspect, CaptionStyle, Reframe};
 use videdit_core::time_range::TimeRange;
 use videdit_media::models::{self, ModelRef, ModelStore, WeightType};
 use videdit_media::pipeline::{Pipeline, PipelineOptions, ProgressEvent, Stage, Summary};
-use videdit_media::process::Ffmpeg;
 use videdit_media::transcribe::Transcriber;
 
 /// Output frame shape.
@@ -284,7 +283,7 @@ pub async fn process(config: &Config, args: ProcessArgs, whisper_stderr: bool) -
         let load = videdit_media::transcribe::LoadOptions { whisper_stderr, ..Default::default() };
         tokio::task::spawn_blocking(move || Transcriber::load_with(&path, &name, &load)).await??
     };
-    let pipeline = Pipeline::new(Ffmpeg::new(&config.ffmpeg_binary), transcriber, name);
+    let pipeline = Pipeline::new(crate::settings::Limits::default().ffmpeg(&config.ffmpeg_binary), transcriber, name);
 
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();

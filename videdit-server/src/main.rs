@@ -175,9 +175,9 @@ async fn run_worker(
 ) -> anyhow::Result<()> {
     use videdit_server::handlers as worker;
     let media = {
-        let (config, limits, work_dir) = (config.clone(), server.limits.media(), server.work_dir.clone());
+        let (config, limits, work_dir) = (config.clone(), server.limits.clone(), server.work_dir.clone());
         let whisper_stderr = server.whisper_stderr;
-        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, limits, work_dir, whisper_stderr))
+        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, &limits, work_dir, whisper_stderr))
             .await??
     };
     tracing::info!(model = %media.model_name, "Whisper model loaded");

@@ -41,6 +41,14 @@ pub struct Limits {
     /// The header a trusted proxy puts the client's address in
     /// (`Fly-Client-IP`); `None`: the peer address.
     pub client_ip_header: Option<String>,
+    /// Most pixels (width × height) of any stream of a source.
+    pub max_pixels: u64,
+    /// Highest frame rate of a source's video.
+    pub max_fps: f64,
+    /// Most streams in a source.
+    pub max_streams: u64,
+    /// Address-space limit of each ffmpeg/ffprobe child, bytes (0: none).
+    pub child_memory_bytes: u64,
 }
 
 impl Limits {
@@ -62,7 +70,19 @@ impl Limits {
         videdit_media::probe::MediaLimits {
             max_duration: self.max_duration_seconds,
             max_bytes: self.max_upload_bytes,
+            max_pixels: self.max_pixels,
+            max_frame_rate: self.max_fps,
+            max_streams: usize::try_from(self.max_streams).unwrap_or(usize::MAX),
             ..Default::default()
+        }
+    }
+
+    /// The ffmpeg gateway with these limits on its children.
+    #[must_use]
+    pub fn ffmpeg(&self, binary: &std::path::Path) -> videdit_media::process::Ffmpeg {
+        videdit_media::process::Ffmpeg {
+            child_memory_bytes: (self.child_memory_bytes > 0).then_some(self.child_memory_bytes),
+            ..videdit_media::process::Ffmpeg::new(binary)
         }
     }
 }
@@ -77,6 +97,10 @@ impl Default for Limits {
             request_burst: 100.0,
             requests_per_second_per_ip: 100.0,
             client_ip_header: None,
+            max_pixels: 7680 * 4320,
+            max_fps: 240.0,
+            max_streams: 16,
+            child_memory_bytes: videdit_media::process::DEFAULT_CHILD_MEMORY_BYTES,
         }
     }
 }
@@ -327,6 +351,20 @@ pub struct Settings {
     /// client's. Set it only behind a proxy that overwrites the header.
     #[arg(long, env = "CLIENT_IP_HEADER", help_heading = API)]
     pub client_ip_header: Option<String>,
+    /// Most pixels (width × height) of any stream of a source, checked at
+    /// ingest (default: 8K UHD, 7680 × 4320).
+    #[arg(long, env = "LIMIT_MAX_PIXELS", default_value = "33177600", help_heading = API)]
+    pub limit_max_pixels: Option<String>,
+    /// Highest frame rate of a source's video, checked at ingest.
+    #[arg(long, env = "LIMIT_MAX_FPS", default_value = "240", help_heading = API)]
+    pub limit_max_fps: Option<String>,
+    /// Most streams (audio, video, subtitles, attachments) in a source.
+    #[arg(long, env = "LIMIT_MAX_STREAMS", default_value = "16", help_heading = API)]
+    pub limit_max_streams: Option<String>,
+    /// Address-space limit of each ffmpeg/ffprobe child in bytes, so a
+    /// decompression bomb kills the child, not the worker; 0: none.
+    #[arg(long, env = "LIMIT_CHILD_MEMORY_BYTES", default_value = "4294967296", help_heading = WORKER)]
+    pub limit_child_memory_bytes: Option<String>,
     /// `true` lets webhook endpoints use plain http and loopback addresses
     /// (development and tests); private and metadata addresses stay
     /// refused.
@@ -427,6 +465,10 @@ impl Settings {
             "LIMIT_REQUESTS_PER_SECOND" => &self.limit_requests_per_second,
             "LIMIT_REQUESTS_PER_SECOND_PER_IP" => &self.limit_requests_per_second_per_ip,
             "CLIENT_IP_HEADER" => &self.client_ip_header,
+            "LIMIT_MAX_PIXELS" => &self.limit_max_pixels,
+            "LIMIT_MAX_FPS" => &self.limit_max_fps,
+            "LIMIT_MAX_STREAMS" => &self.limit_max_streams,
+            "LIMIT_CHILD_MEMORY_BYTES" => &self.limit_child_memory_bytes,
             "WEBHOOKS_ALLOW_LOOPBACK" => &self.webhooks_allow_loopback,
             _ => return self.local.lookup(var),
         };
@@ -539,6 +581,20 @@ impl ServerSettings {
                 defaults.requests_per_second_per_ip,
             ),
             client_ip_header: check.var("CLIENT_IP_HEADER"),
+            max_pixels: check.number("LIMIT_MAX_PIXELS", |n| *n > 0, "a positive number", defaults.max_pixels),
+            max_fps: check.number(
+                "LIMIT_MAX_FPS",
+                |n: &f64| n.is_finite() && *n > 0.0,
+                "a positive number",
+                defaults.max_fps,
+            ),
+            max_streams: check.number("LIMIT_MAX_STREAMS", |n| *n > 0, "a positive number", defaults.max_streams),
+            child_memory_bytes: check.number(
+                "LIMIT_CHILD_MEMORY_BYTES",
+                |_: &u64| true,
+                "a number of bytes",
+                defaults.child_memory_bytes,
+            ),
             ..defaults
         };
         let metrics_token = check.var("METRICS_TOKEN").map(Secret::new);

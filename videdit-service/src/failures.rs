@@ -18,13 +18,28 @@ pub enum Failing {
     Short(ShortId),
 }
 
-/// Retries `e` while it is retryable and the job has attempts left;
-/// otherwise records the failure in one transaction and returns a fatal
+/// Retries `e` while it is retryable and the job has attempts left (a
+/// timeout at most once: [`TIMEOUT_ATTEMPTS`]); otherwise records the failure in one transaction and returns a fatal
 /// job error carrying `e`'s code. When recording the failure itself fails,
 /// that error is returned instead, so the job is retried and the failure is
 /// not lost.
 pub async fn give_up_or_retry(ctx: &JobContext, video: &Video, failing: Failing, e: Error) -> JobError {
-    give_up_or_retry_at(ctx.pool(), ctx.job.attempt < ctx.job.max_attempts, video, failing, e).await
+    let again = attempts_left(ctx.job.attempt, ctx.job.max_attempts, &e);
+    give_up_or_retry_at(ctx.pool(), again, video, failing, e).await
+}
+
+/// Whether a job that failed with `e` on run `attempt` (1-based) may run again.
+fn attempts_left(attempt: i32, max_attempts: i32, e: &Error) -> bool {
+    attempt < max_attempts && !(timed_out(e) && attempt >= TIMEOUT_ATTEMPTS)
+}
+
+/// Runs of a job that timed out: the first, and one retry. A source that
+/// makes ffmpeg run past its duration-scaled deadline twice will do so
+/// again; it must not hold a worker slot for every attempt.
+pub const TIMEOUT_ATTEMPTS: i32 = 2;
+
+fn timed_out(e: &Error) -> bool {
+    e.code() == videdit_core::ErrorCode::Timeout
 }
 
 /// [`give_up_or_retry`] with the job's state given: `attempts_left` is
@@ -58,4 +73,21 @@ async fn record(pool: &PgPool, video: &Video, failing: Failing, e: &Error) -> Re
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use videdit_core::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_retried_once_and_other_failures_until_the_attempts_run_out() {
+        let timeout = Error::new(ErrorCode::Timeout, "ffmpeg ran past its deadline");
+        assert!(attempts_left(1, 5, &timeout));
+        assert!(!attempts_left(2, 5, &timeout));
+        let storage = Error::new(ErrorCode::StorageUnavailable, "503");
+        assert!(attempts_left(4, 5, &storage));
+        assert!(!attempts_left(5, 5, &storage));
+    }
 }

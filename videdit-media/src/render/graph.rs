@@ -244,8 +244,9 @@ pub struct MainRun<'a> {
 impl MainRun<'_> {
     /// ffmpeg arguments: one read of the source's range (input-side `-ss`
     /// for a fast seek that still cuts on the exact frame, `-t` so only the
-    /// range is read), the video encoded, the audio kept as float WAV and
-    /// measured.
+    /// range is read: the range is within the probed duration, so this is
+    /// also the bound on a source holding more than it declares), the
+    /// video encoded, the audio kept as float WAV and measured.
     #[must_use]
     pub fn args(&self) -> Vec<String> {
         let mut graph = video_graph(self.geometry, self.out, self.fps, self.captions);

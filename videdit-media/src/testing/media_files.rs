@@ -69,13 +69,54 @@ pub async fn media_seconds(path: &Path) -> f64 {
 }
 
 /// All of the audio of the file at `path` as 16 kHz mono samples, what
-/// transcription reads; `media_seconds` sets the deadline.
+/// transcription reads; `seconds` (or the file's own duration, when
+/// longer) sets the deadline and the read bound.
 ///
 /// # Panics
 /// When ffmpeg cannot decode it.
-pub async fn samples_of(path: &Path, media_seconds: f64) -> Vec<f32> {
+pub async fn samples_of(path: &Path, seconds: f64) -> Vec<f32> {
     let input = path.to_str().unwrap_or_else(|| panic!("not UTF-8: {}", path.display()));
-    audio::extract(&Ffmpeg::default(), input, AudioRange::default(), media_seconds, CancellationToken::new())
+    let seconds = media_seconds(path).await.max(seconds);
+    audio::extract(&Ffmpeg::default(), input, AudioRange::default(), seconds, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("decoding {}: {e}", path.display()))
+}
+
+/// A Matroska file of Opus audio that holds `holds` seconds but declares
+/// `declares`: in its container's duration and, when `streams_too`, in its
+/// stream's `DURATION` tag as well (then nothing in its headers betrays
+/// it). What a hostile upload does to make a worker read far longer than
+/// the limits allow.
+///
+/// # Panics
+/// When ffmpeg fails or its output lacks the fields to rewrite.
+pub async fn understated_mka(dir: &Path, name: &str, holds: f64, declares: f64, streams_too: bool) -> PathBuf {
+    let sine = format!("sine=frequency=440:sample_rate=48000:d={holds}");
+    let path = generate(dir, name, &["-f", "lavfi", "-i", &sine, "-c:a", "libopus", "-f", "matroska"], holds).await;
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    // Segment Info's Duration: element 0x4489, 8 bytes, a big-endian float
+    // of milliseconds (the default timecode scale).
+    let at = find(&bytes, &[0x44, 0x89, 0x88]).expect("the segment declares a duration") + 3;
+    bytes[at..at + 8].copy_from_slice(&(declares * 1000.0).to_be_bytes());
+    if streams_too {
+        // The tag's value, HH:MM:SS.nnnnnnnnn, follows its name.
+        let name = find(&bytes, b"DURATION").expect("the stream has a DURATION tag");
+        let shape = |w: &[u8]| {
+            w.iter().enumerate().all(|(i, c)| match i {
+                2 | 5 => *c == b':',
+                8 => *c == b'.',
+                _ => c.is_ascii_digit(),
+            })
+        };
+        let value = name + bytes[name..].windows(18).position(shape).expect("the tag has a value");
+        let (h, m, s) = ((declares / 3600.0).floor(), (declares % 3600.0 / 60.0).floor(), declares % 60.0);
+        let text = format!("{h:02}:{m:02}:{s:012.9}");
+        bytes[value..value + 18].copy_from_slice(text.as_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -73,7 +73,7 @@ impl MediaDeps {
     /// A model that is missing or does not load.
     pub fn from_config(
         config: &videdit_core::config::Config,
-        limits: MediaLimits,
+        limits: &crate::settings::Limits,
         work_dir: PathBuf,
         whisper_stderr: bool,
     ) -> anyhow::Result<Self> {
@@ -87,10 +87,10 @@ impl MediaDeps {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let threads = (cores / usize::from(config.job_concurrency.max(1))).max(1);
         Ok(Self {
-            ffmpeg: Ffmpeg::new(&config.ffmpeg_binary),
+            ffmpeg: limits.ffmpeg(&config.ffmpeg_binary),
             transcriber,
             model_name,
-            limits,
+            limits: limits.media(),
             transcribe: TranscribeOptions { threads: Some(threads), ..TranscribeOptions::default() },
             render: RenderOptions::default(),
             work_dir,
