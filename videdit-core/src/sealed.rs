@@ -159,6 +159,13 @@ impl Keyring {
         String::from_utf8(bytes.expose().clone()).map(Secret::new).map_err(|_| SealError::Tampered)
     }
 
+    /// How every value sealed by the sealing key starts (`v1.<id>.`): what
+    /// a query selects values to seal again by.
+    #[must_use]
+    pub fn sealing_prefix(&self) -> String {
+        format!("{VERSION}.{}.", self.keys[0].id)
+    }
+
     /// Whether `stored` should be sealed again: it is not sealed at all
     /// (written before sealing existed), or sealed by a key other than the
     /// sealing one.
@@ -213,6 +220,7 @@ mod tests {
         let resealed = ring.seal(b"x", "c");
         assert!(resealed.starts_with("v1.b."));
         assert!(!ring.needs_reseal(&resealed));
+        assert!(resealed.starts_with(&ring.sealing_prefix()));
         assert!(ring.needs_reseal("whsec_plain"));
         let only_new = Keyring::parse(&format!("b:{K2}")).unwrap();
         assert_eq!(only_new.open(&sealed_by_old, "c").unwrap_err(), SealError::UnknownKey("a".into()));

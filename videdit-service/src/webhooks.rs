@@ -83,15 +83,12 @@ fn unseal(keys: &Keyring, org: OrgId, stored: &str) -> Result<WebhookSecret> {
 /// # Errors
 /// Database failures.
 pub async fn reseal_secrets(pool: &PgPool, keys: &Keyring) -> Result<usize> {
-    let mut changed = 0;
-    let mut after = None;
+    let (mut changed, mut after, prefix) = (0, None, keys.sealing_prefix());
     loop {
-        let page = db::stored_webhook_secrets(pool, after, 200).await?;
+        let page = db::stored_webhook_secrets(pool, &prefix, after, 200).await?;
         let Some(last) = page.last() else { return Ok(changed) };
         after = Some(last.id);
-        for stored in page.iter().filter(|s| {
-            keys.needs_reseal(&s.secret) || s.previous_secret.as_deref().is_some_and(|p| keys.needs_reseal(p))
-        }) {
+        for stored in &page {
             let again = |v: &str| unseal(keys, stored.org_id, v).map(|s| seal(keys, stored.org_id, &s));
             match (again(&stored.secret), stored.previous_secret.as_deref().map(again).transpose()) {
                 (Ok(secret), Ok(previous)) => {

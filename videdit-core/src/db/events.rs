@@ -309,23 +309,30 @@ pub struct StoredSecret {
     pub previous_secret: Option<String>,
 }
 
-/// Every endpoint's stored secrets, of all organisations, `limit` at a
-/// time after `after` (by id): for the maintenance pass that seals values
-/// again after a key rotation. Nothing of it leaves the server.
+/// The stored secrets, of all organisations, where the current one or the
+/// previous one does not start with `sealed_prefix` (the sealing key's
+/// [`crate::sealed::Keyring::sealing_prefix`]), `limit` at a time after
+/// `after` (by id): for the maintenance pass that seals values again after
+/// a key rotation, which so reads nothing once all are sealed. Nothing of
+/// it leaves the server.
 ///
 /// # Errors
 /// Database failures.
 pub async fn stored_webhook_secrets(
     db: impl PgExecutor<'_>,
+    sealed_prefix: &str,
     after: Option<WebhookId>,
     limit: i64,
 ) -> Result<Vec<StoredSecret>> {
     Ok(sqlx::query_as(
         "SELECT id, org_id, secret, previous_secret FROM videdit.webhook_endpoints
-         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+         WHERE ($1::uuid IS NULL OR id > $1)
+           AND (left(secret, length($3)) <> $3 OR left(previous_secret, length($3)) <> $3)
+         ORDER BY id LIMIT $2",
     )
     .bind(after)
     .bind(limit)
+    .bind(sealed_prefix)
     .fetch_all(db)
     .await?)
 }

@@ -231,8 +231,11 @@ pub fn test_key() -> &'static [u8] {
 /// The keyring of every test server and worker: a fixed test key (not the
 /// public development one, so a test cannot pass by reading that).
 pub fn keyring() -> Arc<videdit_core::sealed::Keyring> {
-    Arc::new(videdit_core::sealed::Keyring::parse("test-1:dGVzdC1rZXktdGhpcnR5LXR3by1ieXRlcy1sb25nISE=").unwrap())
+    Arc::new(videdit_core::sealed::Keyring::parse(TEST_KEYS).unwrap())
 }
+
+/// `ENCRYPTION_KEYS` of the test apps.
+pub const TEST_KEYS: &str = "test-1:dGVzdC1rZXktdGhpcnR5LXR3by1ieXRlcy1sb25nISE=";
 
 impl TestApp {
     /// What a worker of this app needs: its storage and keyring, loopback
@@ -251,8 +254,15 @@ impl TestApp {
 
     /// A worker of this app without media, claiming from `queue` only.
     pub fn queue_worker(&self, pool: &PgPool, queue: &str) -> videdit_queue::Worker {
+        self.queue_worker_with_keys(pool, queue, TEST_KEYS)
+    }
+
+    /// [`TestApp::queue_worker`] with another `ENCRYPTION_KEYS` (a rotation).
+    pub fn queue_worker_with_keys(&self, pool: &PgPool, queue: &str, keys: &str) -> videdit_queue::Worker {
         let config = videdit_queue::WorkerConfig { queues: vec![queue.into()], ..Default::default() };
-        videdit_server::handlers::build(pool.clone(), config, self.worker_deps(None)).unwrap()
+        let mut deps = self.worker_deps(None);
+        deps.keyring = Arc::new(videdit_core::sealed::Keyring::parse(keys).unwrap());
+        videdit_server::handlers::build(pool.clone(), config, deps).unwrap()
     }
 
     pub fn storage_dir(&self) -> &std::path::Path {

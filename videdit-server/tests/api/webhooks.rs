@@ -221,13 +221,8 @@ async fn the_maintenance_pass_seals_every_secret_again_after_a_key_rotation(pool
         .unwrap();
 
     let new_key = "test-2:bmV3LWtleS10aGlydHktdHdvLWJ5dGVzLWxvbmchISE=";
-    let rotated =
-        videdit_core::sealed::Keyring::parse(&format!("{new_key},test-1:dGVzdC1rZXktdGhpcnR5LXR3by1ieXRlcy1sb25nISE="))
-            .unwrap();
-    let mut deps = app.worker_deps(None);
-    deps.keyring = Arc::new(rotated);
-    let config = videdit_queue::WorkerConfig { queues: vec!["maintenance".into()], ..Default::default() };
-    let maintenance = videdit_server::handlers::build(pool.clone(), config, deps).unwrap();
+    let rotated = format!("{new_key},{}", crate::support::TEST_KEYS);
+    let maintenance = app.queue_worker_with_keys(&pool, "maintenance", &rotated);
     let mut conn = pool.acquire().await.unwrap();
     videdit_server::handlers::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await.unwrap();
     drop(conn);
@@ -238,10 +233,7 @@ async fn the_maintenance_pass_seals_every_secret_again_after_a_key_rotation(pool
     assert!(stored.iter().all(|s| s.starts_with("v1.test-2.")), "{stored:?}");
 
     // Only the new key now: both endpoints still sign with their secrets.
-    let mut deps = app.worker_deps(None);
-    deps.keyring = Arc::new(videdit_core::sealed::Keyring::parse(new_key).unwrap());
-    let config = videdit_queue::WorkerConfig { queues: vec!["webhooks".into()], ..Default::default() };
-    let delivery = videdit_server::handlers::build(pool.clone(), config, deps).unwrap();
+    let delivery = app.queue_worker_with_keys(&pool, "webhooks", new_key);
     let (_, hooks) = app.call("GET", "/webhooks", Some(&admin), None).await;
     for hook in hooks.as_array().unwrap() {
         app.call("POST", &format!("/webhooks/{}/test", hook["id"].as_str().unwrap()), Some(&admin), None).await;
