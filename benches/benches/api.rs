@@ -100,6 +100,10 @@ async fn main() {
         .await
         .unwrap();
     let state = Arc::new(AppState {
+        billing: Arc::new(videdit_service::billing::Billing::unlimited()),
+        payments: None,
+        stripe_webhook: None,
+        stripe_publishable_key: None,
         pool: pool.clone(),
         storage: Arc::new(local.clone()),
         local: Some(local),

@@ -80,6 +80,8 @@ async fn main() {
             media: None,
             webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
             keyring: keyring.clone(),
+            billing: std::sync::Arc::new(videdit_service::billing::Billing::unlimited()),
+            payments: None,
         },
     )
     .unwrap();

@@ -132,8 +132,16 @@ error_codes! {
     // --- limits ---
     /// A request body over the API's limit (1 MiB; uploads go to storage).
     RequestTooLarge => ("request_too_large", 413, false),
-    /// The organisation's plan quota is used up.
+    /// The organisation's processed minutes for this billing period are used up.
     QuotaExceeded => ("quota_exceeded", 402, false),
+    /// Over a limit of the organisation's plan (upload size, source length, shorts per video, stored bytes).
+    PlanLimitExceeded => ("plan_limit_exceeded", 402, false),
+    /// Billing (Stripe) is not configured on this server.
+    BillingNotConfigured => ("billing_not_configured", 501, false),
+    /// A Stripe webhook without a valid `Stripe-Signature` (missing, wrong, or older than the tolerance).
+    WebhookSignatureInvalid => ("webhook_signature_invalid", 400, false),
+    /// The payment provider (Stripe) failed or did not answer in time.
+    PaymentProviderUnavailable => ("payment_provider_unavailable", 503, true),
     /// Too many requests; slow down.
     RateLimited => ("rate_limited", 429, true),
     // --- server side ---

@@ -36,6 +36,12 @@ stable_names! {
         WebhookTest => "webhook.test",
         /// A webhook endpoint was disabled (410, or failing for days).
         WebhookDisabled => "webhook.endpoint_disabled",
+        /// The organisation's effective plan changed (subscription, cancellation, or a grace period that ended).
+        BillingPlanChanged => "billing.plan_changed",
+        /// A video was refused because the period's minutes (or a plan limit) ran out.
+        BillingQuotaExceeded => "billing.quota_exceeded",
+        /// A subscription payment failed; the grace period started.
+        BillingPaymentFailed => "billing.payment_failed",
     }
 }
 

@@ -25,6 +25,10 @@ stable_names! {
         Publish => "publish",
         /// Deliver one event to one webhook endpoint.
         DeliverWebhook => "deliver_webhook",
+        /// Report a ready video's processed seconds to the Stripe meter.
+        ReportUsage => "report_usage",
+        /// Look at an organisation whose payment grace period has ended.
+        BillingGraceEnded => "billing_grace_ended",
     }
 }
 

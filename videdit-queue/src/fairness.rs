@@ -19,6 +19,36 @@ pub struct Fairness {
     pub max_running_per_kind: HashMap<String, u32>,
 }
 
+/// Sets one group's cap on running jobs, overriding the worker's
+/// `max_running_per_group` for it (a tenant's plan): `Some(Some(n))` caps
+/// it at `n`, `Some(None)` lifts every cap, `None` removes the override.
+/// Claims see it at once.
+///
+/// # Errors
+/// Database failures.
+pub async fn set_group_limit(
+    db: impl sqlx::PgExecutor<'_>,
+    group: &str,
+    limit: Option<Option<u32>>,
+) -> crate::Result<()> {
+    match limit {
+        None => {
+            sqlx::query("DELETE FROM videdit_queue.group_limits WHERE group_key = $1").bind(group).execute(db).await?;
+        }
+        Some(cap) => {
+            sqlx::query(
+                "INSERT INTO videdit_queue.group_limits (group_key, max_running) VALUES ($1, $2)
+                 ON CONFLICT (group_key) DO UPDATE SET max_running = excluded.max_running, updated_at = now()",
+            )
+            .bind(group)
+            .bind(cap.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .execute(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The group a claim ended with, to start the next claim after it: of the
 /// claimed jobs' groups, the last in the turn that started after `cursor`.
 /// Ungrouped jobs count as the group `""`.

@@ -57,7 +57,7 @@ mod worker;
 
 pub use batch::Batching;
 pub use error::{Error, JobError, Result};
-pub use fairness::Fairness;
+pub use fairness::{Fairness, set_group_limit};
 pub use job::{DEFAULT_QUEUE, Job, JobSpec, JobState};
 pub use metrics::Metrics;
 pub use queue::{CancelOutcome, FailOutcome, Heartbeat, Swept, cancel, claim, enqueue, enqueue_many, sweep};

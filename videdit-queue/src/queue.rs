@@ -208,6 +208,10 @@ type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgr
 /// `4 × limit` due jobs of each: a group whose first jobs are all of kinds
 /// at their cap gets nothing from this claim (never more than its caps).
 ///
+/// A group's cap is its row in `group_limits` when it has one (see
+/// [`crate::fairness::set_group_limit`]; a NULL cap there is no cap), else
+/// the worker's `max_running_per_group`.
+///
 /// The limits count jobs running when the claim starts: exact for one
 /// claimer at a time; two processes claiming for the same group at the same
 /// instant may together exceed it by what each took.
@@ -275,15 +279,20 @@ impl<'a> ClaimSpec<'a> {
                     UNION ALL SELECT g, n + $2 FROM from_start WHERE g IS NOT NULL AND g <= $5
                 ) t ORDER BY n LIMIT $2
              ),
+             capped AS (
+                SELECT t.g, t.n,
+                       CASE WHEN l.group_key IS NOT NULL THEN l.max_running ELSE $6::int4 END AS cap
+                FROM turn t LEFT JOIN videdit_queue.group_limits l ON l.group_key = t.g
+             ),
              allowance AS (
                 SELECT t.g, t.n,
-                       CASE WHEN $6::int4 IS NULL THEN $2
-                            ELSE greatest(0, least($2, $6 - (SELECT count(*) FROM videdit_queue.jobs r
+                       CASE WHEN t.cap IS NULL THEN $2
+                            ELSE greatest(0, least($2, t.cap - (SELECT count(*) FROM videdit_queue.jobs r
                                                             WHERE r.state = 'running' AND r.group_key = t.g))) END AS allow,
                        ARRAY(SELECT greatest(0, k.cap - (SELECT count(*) FROM videdit_queue.jobs r
                                                          WHERE r.state = 'running' AND r.group_key = t.g AND r.kind = k.kind))
                              FROM unnest($7::text[], $8::int4[]) WITH ORDINALITY AS k(kind, cap, o) ORDER BY k.o) AS room
-                FROM turn t
+                FROM capped t
              ),
              candidates AS (
                 SELECT c.id, c.rn, a.n FROM allowance a CROSS JOIN LATERAL (

@@ -236,7 +236,7 @@ async fn migrations_are_idempotent_and_in_their_own_schema(pool: PgPool) {
     setup(&pool).await;
     let n: i64 =
         sqlx::query_scalar("SELECT count(*) FROM videdit_queue._sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
     let public: bool =
         sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL").fetch_one(&pool).await.unwrap();
     assert!(!public, "the queue does not touch the application's bookkeeping table");
@@ -1096,16 +1096,7 @@ async fn running_jobs_per_group_and_kind_stay_within_their_limits(pool: PgPool) 
     };
     let cfg = WorkerConfig { fairness: Some(fairness), ..config(10) };
     let release = CancellationToken::new();
-    let hold = {
-        let release = release.clone();
-        move |_: JobContext| {
-            let release = release.clone();
-            async move {
-                release.cancelled().await;
-                Ok(Outcome::Complete)
-            }
-        }
-    };
+    let hold = hold_until(release.clone());
     let worker = Worker::new(pool.clone(), cfg)
         .unwrap()
         .register("render", None, fast_retry(1), hold.clone())
@@ -1130,4 +1121,60 @@ async fn running_jobs_per_group_and_kind_stay_within_their_limits(pool: PgPool) 
     wait_for!("every job to finish", count(&pool, "jobs").await == 0);
     shutdown.cancel();
     within("the worker to shut down", run).await.unwrap().unwrap();
+}
+
+/// A group's own cap (a tenant's plan) overrides the worker's: one group
+/// capped lower, one with no cap at all, one on the worker's setting.
+#[sqlx::test(migrations = false)]
+async fn a_groups_own_cap_overrides_the_workers(pool: PgPool) {
+    setup(&pool).await;
+    let mut specs = Vec::new();
+    for i in 0..12 {
+        for g in ["org-a", "org-b", "org-c"] {
+            specs.push(JobSpec::new("ingest", &i).unwrap().group(g));
+        }
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &specs).await.unwrap();
+    videdit_queue::set_group_limit(&mut *conn, "org-a", Some(Some(1))).await.unwrap();
+    videdit_queue::set_group_limit(&mut *conn, "org-b", Some(None)).await.unwrap();
+    videdit_queue::set_group_limit(&mut *conn, "org-c", Some(Some(5))).await.unwrap();
+    videdit_queue::set_group_limit(&mut *conn, "org-c", None).await.unwrap();
+    drop(conn);
+    let fairness = Fairness { max_running_per_group: Some(2), ..Fairness::default() };
+    let cfg = WorkerConfig { fairness: Some(fairness), ..config(10) };
+    let release = CancellationToken::new();
+    let hold = hold_until(release.clone());
+    let worker = Worker::new(pool.clone(), cfg).unwrap().register("ingest", None, fast_retry(1), hold);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
+    let running = |group: &'static str| {
+        let pool = pool.clone();
+        async move { count(&pool, &format!("jobs WHERE state = 'running' AND group_key = '{group}'")).await }
+    };
+    // Ten slots: org-a its own 1, org-c the worker's 2, org-b (no cap) the other 7.
+    wait_for!("the slots to fill", running("org-a").await + running("org-b").await + running("org-c").await == 10);
+    tokio::time::sleep(Duration::from_millis(500)).await; // several polls later, still within the caps
+    assert_eq!((running("org-a").await, running("org-b").await, running("org-c").await), (1, 7, 2));
+    release.cancel();
+    wait_for!("every job to finish", count(&pool, "jobs").await == 0);
+    shutdown.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+}
+
+/// A handler that holds its job running until `release` is cancelled.
+fn hold_until(
+    release: CancellationToken,
+) -> impl Fn(JobContext) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, JobError>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |_: JobContext| {
+        let release = release.clone();
+        Box::pin(async move {
+            release.cancelled().await;
+            Ok(Outcome::Complete)
+        })
+    }
 }

@@ -39,6 +39,14 @@ pub struct AppState {
     pub webhook_policy: videdit_webhooks::UrlPolicy,
     /// Seals secrets stored in the database (`ENCRYPTION_KEYS`).
     pub keyring: Arc<videdit_core::sealed::Keyring>,
+    /// Plans and the grace period (`PLANS_FILE`, `BILLING_GRACE_HOURS`).
+    pub billing: Arc<videdit_service::billing::Billing>,
+    /// Stripe's API, when billing is configured.
+    pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
+    /// Verifies Stripe's webhook events, when billing is configured.
+    pub stripe_webhook: Option<crate::billing::StripeWebhook>,
+    /// `STRIPE_PUBLISHABLE_KEY`, shown to the web app.
+    pub stripe_publishable_key: Option<String>,
 }
 
 /// The OpenAPI service (also used to write the spec).
@@ -57,6 +65,8 @@ pub fn routes(state: Arc<AppState>, server_url: &str) -> impl Endpoint + use<> {
     let state_for_admission = state.clone();
     let api = api_service(&format!("{}/api/v1", server_url.trim_end_matches('/')));
     Route::new()
+        // Signed by Stripe instead of authenticated; reads its own body.
+        .at("/api/v1/billing/stripe-webhook", poem::post(crate::api::billing::stripe_webhook))
         .nest("/api/v1", api.around(crate::admission::limit_body))
         .at("/healthz", poem::get(crate::health::healthz))
         .at("/readyz", poem::get(crate::health::readyz))

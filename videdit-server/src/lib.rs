@@ -11,6 +11,7 @@ pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod handlers;
 pub mod health;

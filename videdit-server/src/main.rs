@@ -127,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Authenticator::new(AuthMode::InsecureDev)
                 }
             };
+            let (payments, stripe_webhook) = videdit_server::billing::from_settings(server.stripe.as_ref())?;
             let state = Arc::new(AppState {
                 pool,
                 storage,
@@ -139,6 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 metrics_token: server.metrics_token.clone(),
                 webhook_policy: server.webhook_policy,
                 keyring: server.keyring.clone(),
+                billing: server.billing.clone(),
+                payments,
+                stripe_webhook,
+                stripe_publishable_key: server.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
@@ -177,8 +182,11 @@ async fn run_worker(
     let media = {
         let (config, limits, work_dir) = (config.clone(), server.limits.clone(), server.work_dir.clone());
         let whisper_stderr = server.whisper_stderr;
-        tokio::task::spawn_blocking(move || worker::MediaDeps::from_config(&config, &limits, work_dir, whisper_stderr))
-            .await??
+        let billing = server.billing.clone();
+        tokio::task::spawn_blocking(move || {
+            worker::MediaDeps::from_config(&config, &limits, work_dir, whisper_stderr, billing)
+        })
+        .await??
     };
     tracing::info!(model = %media.model_name, "Whisper model loaded");
     let deps = worker::Deps {
@@ -186,8 +194,10 @@ async fn run_worker(
         media: Some(Arc::new(media)),
         webhooks: videdit_webhooks::Sender::new(server.webhook_policy),
         keyring: server.keyring.clone(),
+        billing: server.billing.clone(),
+        payments: videdit_server::billing::from_settings(server.stripe.as_ref())?.0,
     };
-    let worker = worker::build(pool.clone(), worker::config(config), deps)?;
+    let worker = worker::build(pool.clone(), worker::config(config, &server.billing), deps)?;
     let metrics = worker.metrics();
     let mut conn = pool.acquire().await?;
     worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;

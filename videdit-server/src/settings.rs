@@ -138,6 +138,31 @@ pub struct ServerSettings {
     /// (`VIDEDIT_WHISPER_STDERR`), for
     /// [`videdit_media::transcribe::LoadOptions::whisper_stderr`].
     pub whisper_stderr: bool,
+    /// Plans (`PLANS_FILE`) and the grace period (`BILLING_GRACE_HOURS`).
+    pub billing: std::sync::Arc<videdit_service::billing::Billing>,
+    /// Stripe (`STRIPE_*`, `BILLING_*_URL`); `None`: billing is off.
+    pub stripe: Option<StripeSettings>,
+}
+
+/// How the server talks to Stripe.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// `STRIPE_SECRET_KEY`.
+    pub secret_key: Secret<String>,
+    /// `STRIPE_WEBHOOK_SECRET`.
+    pub webhook_secret: Secret<String>,
+    /// `STRIPE_PUBLISHABLE_KEY`.
+    pub publishable_key: Option<String>,
+    /// `STRIPE_API_BASE`.
+    pub api_base: url::Url,
+    /// `STRIPE_METER_EVENT`.
+    pub meter_event: Option<String>,
+    /// `BILLING_SUCCESS_URL`.
+    pub success_url: String,
+    /// `BILLING_CANCEL_URL`.
+    pub cancel_url: String,
+    /// `BILLING_PORTAL_RETURN_URL`.
+    pub portal_return_url: String,
 }
 
 /// Default of `BIND_ADDR`.
@@ -150,6 +175,7 @@ const DATABASE: &str = "Database";
 const STORAGE: &str = "Storage";
 const WORKER: &str = "Worker";
 const API: &str = "API";
+const BILLING: &str = "Billing";
 const ALIASES: &str = "Aliases";
 
 /// The settings the local commands (`process`, `models`) read; part of
@@ -379,6 +405,49 @@ pub struct Settings {
     #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true, help_heading = API)]
     pub encryption_keys: Option<Secret<String>>,
 
+    /// A JSON file of plans: `{"default": "free", "plans": [{"id": "free",
+    /// "minutesPerPeriod": 30, "maxSourceSeconds": 1800, "maxUploadBytes":
+    /// …, "maxShortsPerVideo": 5, "maxStoredBytes": …}, {"id": "pro",
+    /// "priceId": "price_…", …}]}` (README, Billing). Unset: one unlimited
+    /// plan and no quotas.
+    #[arg(long, env = "PLANS_FILE", help_heading = BILLING)]
+    pub plans_file: Option<String>,
+    /// Hours an organisation keeps its plan after a failed payment before
+    /// the default plan's limits apply (running jobs finish).
+    #[arg(long, env = "BILLING_GRACE_HOURS", default_value = "168", help_heading = BILLING)]
+    pub billing_grace_hours: Option<String>,
+    /// Stripe secret key (`sk_live_…`/`sk_test_…`, or a restricted
+    /// `rk_…`). Unset: billing is off (the billing endpoints answer
+    /// `billing_not_configured`).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, help_heading = BILLING)]
+    pub stripe_secret_key: Option<Secret<String>>,
+    /// Signing secret of the Stripe webhook endpoint (`whsec_…`) that posts
+    /// to `/api/v1/billing/stripe-webhook`; required with STRIPE_SECRET_KEY.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, help_heading = BILLING)]
+    pub stripe_webhook_secret: Option<Secret<String>>,
+    /// Stripe publishable key (`pk_…`), handed to the web app.
+    #[arg(long, env = "STRIPE_PUBLISHABLE_KEY", help_heading = BILLING)]
+    pub stripe_publishable_key: Option<String>,
+    /// Stripe's API base URL (tests point it at a fake).
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com", help_heading = BILLING)]
+    pub stripe_api_base: Option<String>,
+    /// Event name of the Stripe Billing Meter that counts processed
+    /// seconds (one event per ready video); unset: no meter events.
+    #[arg(long, env = "STRIPE_METER_EVENT", help_heading = BILLING)]
+    pub stripe_meter_event: Option<String>,
+    /// Where Checkout sends the buyer after paying (default
+    /// `PUBLIC_URL/billing?checkout=success`).
+    #[arg(long, env = "BILLING_SUCCESS_URL", help_heading = BILLING)]
+    pub billing_success_url: Option<String>,
+    /// Where Checkout sends a buyer who cancels (default
+    /// `PUBLIC_URL/billing?checkout=cancel`).
+    #[arg(long, env = "BILLING_CANCEL_URL", help_heading = BILLING)]
+    pub billing_cancel_url: Option<String>,
+    /// Where the Customer Portal's "return" link goes (default
+    /// `PUBLIC_URL/billing`).
+    #[arg(long, env = "BILLING_PORTAL_RETURN_URL", help_heading = BILLING)]
+    pub billing_portal_return_url: Option<String>,
+
     // Aliases, read when the canonical variable is not set; listed in the
     // help of the setting they stand for.
     #[arg(long, env = "TIGRIS_ENDPOINT", hide = true, help_heading = ALIASES)]
@@ -431,6 +500,16 @@ impl Settings {
             "STORAGE_SIGNING_KEY" => return secret(&self.storage_signing_key),
             "METRICS_TOKEN" => return secret(&self.metrics_token),
             "ENCRYPTION_KEYS" => return secret(&self.encryption_keys),
+            "STRIPE_SECRET_KEY" => return secret(&self.stripe_secret_key),
+            "STRIPE_WEBHOOK_SECRET" => return secret(&self.stripe_webhook_secret),
+            "PLANS_FILE" => &self.plans_file,
+            "BILLING_GRACE_HOURS" => &self.billing_grace_hours,
+            "STRIPE_PUBLISHABLE_KEY" => &self.stripe_publishable_key,
+            "STRIPE_API_BASE" => &self.stripe_api_base,
+            "STRIPE_METER_EVENT" => &self.stripe_meter_event,
+            "BILLING_SUCCESS_URL" => &self.billing_success_url,
+            "BILLING_CANCEL_URL" => &self.billing_cancel_url,
+            "BILLING_PORTAL_RETURN_URL" => &self.billing_portal_return_url,
             "STORAGE" => &self.storage,
             "STORAGE_DIR" => &self.storage_dir,
             "S3_ENDPOINT" => &self.s3_endpoint,
@@ -604,6 +683,8 @@ impl ServerSettings {
             videdit_webhooks::UrlPolicy { allow_loopback: check.bool("WEBHOOKS_ALLOW_LOOPBACK", false) };
         let whisper_stderr = check.bool("VIDEDIT_WHISPER_STDERR", false);
         let keyring = Self::keyring(&mut check, command);
+        let billing = std::sync::Arc::new(Self::billing(&mut check));
+        let stripe = Self::stripe(&mut check);
         if check.errors.is_empty() {
             Ok(Self {
                 bind,
@@ -615,6 +696,8 @@ impl ServerSettings {
                 webhook_policy,
                 keyring,
                 whisper_stderr,
+                billing,
+                stripe,
             })
         } else {
             Err(check.errors)
@@ -645,6 +728,84 @@ impl ServerSettings {
             None => Keyring::development(),
         };
         std::sync::Arc::new(ring)
+    }
+
+    /// `PLANS_FILE` and `BILLING_GRACE_HOURS`.
+    fn billing(check: &mut Check<'_>) -> videdit_service::billing::Billing {
+        use videdit_service::billing::{Billing, Plans};
+        let hours = check.number("BILLING_GRACE_HOURS", |_: &u32| true, "a number of hours", 168);
+        let plans = match check.var("PLANS_FILE") {
+            None => Plans::unlimited(),
+            Some(path) => {
+                match std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}")).and_then(|t| Plans::parse(&t))
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        check.err("PLANS_FILE", e);
+                        Plans::unlimited()
+                    }
+                }
+            }
+        };
+        Billing { plans, grace: time::Duration::hours(i64::from(hours)) }
+    }
+
+    /// `STRIPE_*` and `BILLING_*_URL`: all or nothing.
+    fn stripe(check: &mut Check<'_>) -> Option<StripeSettings> {
+        let secret_key = check.var("STRIPE_SECRET_KEY");
+        let webhook_secret = check.var("STRIPE_WEBHOOK_SECRET");
+        let Some(secret_key) = secret_key else {
+            if webhook_secret.is_some() {
+                check.err("STRIPE_SECRET_KEY", "is required when STRIPE_WEBHOOK_SECRET is set");
+            }
+            return None;
+        };
+        if !cfg!(feature = "stripe") {
+            check.err("STRIPE_SECRET_KEY", "this build has no Stripe support (cargo feature `stripe`)");
+        }
+        if !["sk_", "rk_"].iter().any(|p| secret_key.starts_with(p)) {
+            check.err("STRIPE_SECRET_KEY", "is not a Stripe secret key (sk_… or rk_…)");
+        }
+        let webhook_secret = webhook_secret.unwrap_or_else(|| {
+            check.err(
+                "STRIPE_WEBHOOK_SECRET",
+                "is required with STRIPE_SECRET_KEY (whsec_…, from the webhook endpoint)",
+            );
+            String::new()
+        });
+        let raw_base = check.var("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
+        let api_base = raw_base.parse::<url::Url>().unwrap_or_else(|_| {
+            check.err("STRIPE_API_BASE", format!("{raw_base:?} is not a URL"));
+            "https://api.stripe.com".parse().expect("a URL")
+        });
+        let public = check.var("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let mut url = |var: &'static str, path: &str| {
+            let v = check.var(var).or_else(|| public.as_ref().map(|p| format!("{p}{path}")));
+            match v {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => u,
+                Some(u) => {
+                    check.err(var, format!("{u:?} is not an http(s) URL"));
+                    u
+                }
+                None => {
+                    check.err(var, "is required with STRIPE_SECRET_KEY (or set PUBLIC_URL)");
+                    String::new()
+                }
+            }
+        };
+        let success_url = url("BILLING_SUCCESS_URL", "/billing?checkout=success");
+        let cancel_url = url("BILLING_CANCEL_URL", "/billing?checkout=cancel");
+        let portal_return_url = url("BILLING_PORTAL_RETURN_URL", "/billing");
+        Some(StripeSettings {
+            secret_key: Secret::new(secret_key),
+            webhook_secret: Secret::new(webhook_secret),
+            publishable_key: check.var("STRIPE_PUBLISHABLE_KEY"),
+            api_base,
+            meter_event: check.var("STRIPE_METER_EVENT"),
+            success_url,
+            cancel_url,
+            portal_return_url,
+        })
     }
 
     /// Whether the environment is production, with the core configuration's

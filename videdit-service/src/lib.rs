@@ -21,6 +21,7 @@
 //! | [`videos`] | delete a video |
 //! | [`events`] | record and list domain events |
 //! | [`webhooks`] | endpoints, deliveries, one delivery attempt |
+//! | [`billing`] | plans, the usage ledger (reserve, commit, release), Stripe events, checkout and portal |
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool, storage: std::sync::Arc<dyn videdit_core::storage::Storage>,
@@ -32,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod billing;
 mod error;
 pub mod events;
 pub mod failures;

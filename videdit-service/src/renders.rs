@@ -126,6 +126,7 @@ async fn fan_in(tx: &mut PgConnection, video: &Video) -> Result<Video> {
     let ready = shorts.iter().filter(|s| s.status == ShortStatus::Ready).count();
     if ready > 0 {
         let done = db::transition_video(&mut *tx, video.org_id, video.id, &VideoStatus::Ready, None).await?;
+        crate::billing::commit(&mut *tx, &done).await?;
         crate::events::record_for_video(
             &mut *tx,
             &done,

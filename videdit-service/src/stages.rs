@@ -11,6 +11,7 @@ use videdit_core::db::{self, NewShort};
 use videdit_core::event::EventType;
 use videdit_core::{ErrorCode, JobKind, OrgId, ProcessingStage, ShortId, Transcript, Video, VideoId, VideoStatus};
 
+use crate::billing::{self, Billing, Reservation};
 use crate::error::{Error, Result};
 use crate::jobs::{AnalyzeJobOptions, VideoJob, enqueue_stage};
 
@@ -45,9 +46,12 @@ impl Stage {
 ///
 /// # Errors
 /// `video_not_found`, `short_not_found` (also a short of another video),
-/// `invalid_request` for bad options.
+/// `invalid_request` for bad options, `plan_limit_exceeded` for more shorts
+/// than the plan makes. Starting a stage again costs no minutes: a video
+/// is charged once.
 pub async fn start(
     pool: &PgPool,
+    billing: &Billing,
     org: OrgId,
     video: VideoId,
     stage: Stage,
@@ -75,6 +79,9 @@ pub async fn start(
         Stage::Analyze => {
             // Bad options are the caller's to fix: refused now, not in the worker.
             let parsed = AnalyzeJobOptions::parse(options)?;
+            if let Some(n) = parsed.max_shorts {
+                billing::check_shorts(&mut tx, billing, org, n).await?;
+            }
             let stored = serde_json::to_value(&parsed).expect("options serialise");
             db::request_analysis(&mut *tx, org, video, &stored).await?;
             VideoJob { options: stored, ..VideoJob::video(org, video) }
@@ -102,11 +109,19 @@ pub async fn enter(conn: &mut PgConnection, video: &Video, stage: ProcessingStag
     Ok(moved)
 }
 
-/// Ingest's result: records the duration and moves on to transcription.
+/// Ingest's result: reserves the video's minutes (a video over the
+/// period's remaining minutes or the plan's longest source fails with
+/// `quota_exceeded` or `plan_limit_exceeded` and `billing.quota_exceeded`
+/// is recorded), records the duration and moves on to transcription.
 ///
 /// # Errors
 /// Database failures; `invalid_state` when the video moved meanwhile.
-pub async fn ingested(conn: &mut PgConnection, video: &Video, duration: f64) -> Result<Video> {
+pub async fn ingested(conn: &mut PgConnection, billing: &Billing, video: &Video, duration: f64) -> Result<Video> {
+    if let Reservation::Refused(e) = billing::reserve(&mut *conn, billing, video, duration).await? {
+        let failed = fail(&mut *conn, video, e.code(), e.message()).await?;
+        billing::record_refusal(&mut *conn, video, &e).await?;
+        return Ok(failed.unwrap_or_else(|| video.clone()));
+    }
     let next = VideoStatus::Processing { stage: ProcessingStage::Transcribing };
     let moved = db::transition_video(&mut *conn, video.org_id, video.id, &next, Some(duration)).await?;
     crate::events::record_for_video(&mut *conn, &moved, EventType::VideoStageChanged, serde_json::json!({})).await?;
@@ -137,18 +152,26 @@ pub async fn transcribed(conn: &mut PgConnection, video: &Video, transcript: &Tr
     Ok(moved)
 }
 
-/// What an analysis job runs with: the newest requested options and their
-/// revision (compare it in [`analyzed`]).
+/// What an analysis job runs with: the newest requested options (the
+/// count capped by the plan) and their revision (compare it in [`analyzed`]).
 ///
 /// # Errors
 /// `video_not_found`; `invalid_request` for stored options that no longer parse.
 pub async fn analysis_request(
-    db: impl sqlx::PgExecutor<'_>,
+    pool: &PgPool,
+    billing: &Billing,
     org: OrgId,
     video: VideoId,
 ) -> Result<(AnalyzeJobOptions, i32)> {
-    let (options, revision) = db::analysis_request(db, org, video).await?;
-    Ok((AnalyzeJobOptions::parse(&options)?, revision))
+    let mut conn = pool.acquire().await?;
+    let (options, revision) = db::analysis_request(&mut *conn, org, video).await?;
+    let mut options = AnalyzeJobOptions::parse(&options)?;
+    // The plan's most shorts per video caps the count (the default's too).
+    if let Some(max) = billing::max_shorts(&mut conn, billing, org).await? {
+        let wanted = options.max_shorts.unwrap_or(videdit_media::analyze::AnalyzeOptions::default().max_shorts);
+        options.max_shorts = Some(wanted.min(max as usize).max(1));
+    }
+    Ok((options, revision))
 }
 
 /// What [`analyzed`] did.
@@ -182,6 +205,7 @@ pub async fn analyzed(conn: &mut PgConnection, video: &Video, revision: i32, sho
     db::replace_shorts(&mut *conn, video.org_id, video.id, shorts).await?;
     if shorts.is_empty() {
         let ready = db::transition_video(&mut *conn, video.org_id, video.id, &VideoStatus::Ready, None).await?;
+        billing::commit(&mut *conn, &ready).await?;
         crate::events::record_for_video(&mut *conn, &ready, EventType::VideoReady, serde_json::json!({"shorts": 0}))
             .await?;
     } else {
@@ -198,7 +222,8 @@ pub async fn analyzed(conn: &mut PgConnection, video: &Video, revision: i32, sho
 }
 
 /// Fails a video with a stable code and a reason a user understands,
-/// recording `video.failed`. A video that is ready (or gone) is left as it
+/// recording `video.failed`; its reserved minutes are released when the
+/// failure is ours (a 5xx code) and kept when it is the client's. A video that is ready (or gone) is left as it
 /// is: a late failure of a re-run does not take working shorts away.
 ///
 /// # Errors
@@ -206,6 +231,7 @@ pub async fn analyzed(conn: &mut PgConnection, video: &Video, revision: i32, sho
 pub async fn fail(conn: &mut PgConnection, video: &Video, code: ErrorCode, reason: &str) -> Result<Option<Video>> {
     match db::fail_video(&mut *conn, video.org_id, video.id, code, reason).await {
         Ok(failed) => {
+            billing::settle_failed(&mut *conn, &failed, code).await?;
             crate::events::record_for_video(&mut *conn, &failed, EventType::VideoFailed, serde_json::json!({})).await?;
             Ok(Some(failed))
         }

@@ -45,6 +45,9 @@ pub struct NewUploadRequest {
     pub content_type: String,
     /// Bytes.
     pub size: u64,
+    /// The duration the client declares, seconds (checked against the
+    /// plan at once; the probed duration is what is charged).
+    pub duration: Option<f64>,
 }
 
 /// Where and how to upload.
@@ -74,10 +77,14 @@ fn title_from(file_name: &str) -> String {
 ///
 /// # Errors
 /// `invalid_request` for an empty name or a type that is not audio or
-/// video; `upload_too_large` above the limit; storage and database failures.
+/// video; `upload_too_large` above the limit; `plan_limit_exceeded` (402)
+/// over the plan's upload size, source length or stored bytes,
+/// `quota_exceeded` (402) when the declared duration is more than the
+/// period's remaining minutes; storage and database failures.
 pub async fn create(
     pool: &PgPool,
     storage: &dyn Storage,
+    billing: &crate::billing::Billing,
     limits: UploadLimits,
     org: OrgId,
     user: UserId,
@@ -98,6 +105,15 @@ pub async fn create(
             ErrorCode::UploadTooLarge,
             format!("{} bytes is over this organization's upload limit of {} bytes", req.size, limits.max_upload_bytes),
         ));
+    }
+    if let Some(d) = req.duration
+        && !(d.is_finite() && d > 0.0)
+    {
+        return Err(Error::invalid("durationSeconds must be a positive number"));
+    }
+    {
+        let mut conn = pool.acquire().await?;
+        crate::billing::check_upload(&mut conn, billing, org, req.size, req.duration).await?;
     }
     let video_id = VideoId::new();
     let key = ObjectKey::video_source(org, video_id, &req.file_name);

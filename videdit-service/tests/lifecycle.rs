@@ -30,12 +30,16 @@ async fn setup(pool: &PgPool) -> (OrgId, UserId, Arc<dyn Storage>, tempfile::Tem
     (org, user, storage, dir)
 }
 
+static UNLIMITED: std::sync::LazyLock<videdit_service::billing::Billing> =
+    std::sync::LazyLock::new(videdit_service::billing::Billing::unlimited);
+
 const LIMITS: UploadLimits = UploadLimits { max_upload_bytes: 1 << 40, multipart_threshold: 1024 };
 
 /// A ready video with one short and its stored recipe.
 async fn ready_video(pool: &PgPool, storage: &dyn Storage, org: OrgId, user: UserId) -> (Video, ShortId) {
-    let req = NewUploadRequest { file_name: "talk.mp4".into(), content_type: "video/mp4".into(), size: 10 };
-    let plan = uploads::create(pool, storage, LIMITS, org, user, &req).await.unwrap();
+    let req =
+        NewUploadRequest { file_name: "talk.mp4".into(), content_type: "video/mp4".into(), size: 10, duration: None };
+    let plan = uploads::create(pool, storage, &UNLIMITED, LIMITS, org, user, &req).await.unwrap();
     let video = db::set_video_status(pool, org, plan.video_id, &VideoStatus::Ready, Some(60.0), None).await.unwrap();
     let short = ShortId::new();
     let range = TimeRange::new(10.0, 40.0).unwrap();
@@ -128,23 +132,24 @@ async fn a_reanalysis_requested_while_one_runs_is_not_lost(pool: PgPool) {
     let analyzing = VideoStatus::Processing { stage: ProcessingStage::Analyzing };
     let video = db::set_video_status(&pool, org, video.id, &analyzing, None, None).await.unwrap();
     // The running analysis read revision r; a new request with other options comes in.
-    let (_, r) = stages::analysis_request(&pool, org, video.id).await.unwrap();
+    let (_, r) = stages::analysis_request(&pool, &UNLIMITED, org, video.id).await.unwrap();
     let options = serde_json::json!({"maxShorts": 2, "keywords": ["money"]});
-    stages::start(&pool, org, video.id, Stage::Analyze, &options).await.unwrap();
+    stages::start(&pool, &UNLIMITED, org, video.id, Stage::Analyze, &options).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     assert!(matches!(stages::analyzed(&mut tx, &video, r, &[]).await.unwrap(), Analyzed::Superseded));
     drop(tx);
     // The re-run sees the new options and finishes.
-    let (newest, r2) = stages::analysis_request(&pool, org, video.id).await.unwrap();
+    let (newest, r2) = stages::analysis_request(&pool, &UNLIMITED, org, video.id).await.unwrap();
     assert_eq!((newest.max_shorts, newest.keywords.clone(), r2), (Some(2), vec!["money".to_owned()], r + 1));
     let mut tx = pool.begin().await.unwrap();
     assert!(matches!(stages::analyzed(&mut tx, &video, r2, &[]).await.unwrap(), Analyzed::Done { .. }));
     tx.commit().await.unwrap();
     assert_eq!(db::get_video(&pool, org, video.id).await.unwrap().status, VideoStatus::Ready);
     // Bad options are the caller's: refused at once, nothing recorded.
-    let bad = stages::start(&pool, org, video.id, Stage::Analyze, &serde_json::json!({"maxShorts": 0})).await;
+    let bad =
+        stages::start(&pool, &UNLIMITED, org, video.id, Stage::Analyze, &serde_json::json!({"maxShorts": 0})).await;
     assert_eq!(bad.unwrap_err().code(), ErrorCode::InvalidRequest);
-    assert_eq!(stages::analysis_request(&pool, org, video.id).await.unwrap().1, r2);
+    assert_eq!(stages::analysis_request(&pool, &UNLIMITED, org, video.id).await.unwrap().1, r2);
 }
 
 #[sqlx::test(migrations = false)]
@@ -181,8 +186,13 @@ async fn idempotency_claims_expire_are_pruned_and_belong_to_one_user(pool: PgPoo
 #[sqlx::test(migrations = false)]
 async fn an_abort_whose_storage_fails_changes_nothing_and_can_be_retried(pool: PgPool) {
     let (org, user, storage, _dir) = setup(&pool).await;
-    let req = NewUploadRequest { file_name: "big.mp4".into(), content_type: "video/mp4".into(), size: 10_000 };
-    let plan = uploads::create(&pool, storage.as_ref(), LIMITS, org, user, &req).await.unwrap();
+    let req = NewUploadRequest {
+        file_name: "big.mp4".into(),
+        content_type: "video/mp4".into(),
+        size: 10_000,
+        duration: None,
+    };
+    let plan = uploads::create(&pool, storage.as_ref(), &UNLIMITED, LIMITS, org, user, &req).await.unwrap();
     assert!(plan.multipart.is_some());
     // Storage unreachable: the abort fails, and the upload and video are as they were.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -18,6 +18,11 @@ pub struct CreateUpload {
     /// Exact size in bytes.
     #[oai(validator(minimum(value = "1")))]
     pub size: u64,
+    /// The source's duration in seconds, when the client knows it: an
+    /// upload over the plan's longest source or the period's remaining
+    /// minutes is refused at once (402) instead of after it was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
 }
 
 /// How to upload.

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// A bug; the request id in the logs tells more.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// Not available on this server (billing without Stripe settings).
+    #[oai(status = 501)]
+    NotImplemented(Json<ErrorBody>),
     /// A dependency is unavailable; retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -70,6 +73,7 @@ impl ApiError {
             413 => Self::PayloadTooLarge(body),
             422 => Self::Unprocessable(body),
             429 => Self::TooManyRequests(body),
+            501 => Self::NotImplemented(body),
             503 => Self::Unavailable(body),
             504 => Self::GatewayTimeout(body),
             _ => Self::Internal(body),
@@ -99,6 +103,7 @@ impl ApiError {
             | Self::Unprocessable(b)
             | Self::TooManyRequests(b)
             | Self::Internal(b)
+            | Self::NotImplemented(b)
             | Self::Unavailable(b)
             | Self::GatewayTimeout(b) => &b.0,
         }
@@ -113,7 +118,9 @@ impl ApiError {
     /// A failure with its code: a client's mistake keeps its message; the
     /// details of a server-side failure go to the log, not the client.
     fn from_failure(code: ErrorCode, message: &str, error: &dyn std::fmt::Display) -> Self {
-        if code == ErrorCode::Internal || code.http_status() >= 500 {
+        // These messages are ours, written for the client.
+        let told = matches!(code, ErrorCode::BillingNotConfigured | ErrorCode::PaymentProviderUnavailable);
+        if !told && (code == ErrorCode::Internal || code.http_status() >= 500) {
             tracing::error!(error = %error, code = %code, "request failed");
             return Self::new(code, "the server could not complete the request; it has been logged");
         }

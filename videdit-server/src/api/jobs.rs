@@ -202,7 +202,8 @@ impl JobsApi {
         let req = body.0;
         let options = req.options.clone().unwrap_or(serde_json::json!({}));
         let body = idempotent(&state, p, idempotency_key.0.as_deref(), "createJob", &(&video, &req), async {
-            let job_id = stages::start(&state.pool, p.org_id, video, req.job_type.stage(), &options).await?;
+            let job_id =
+                stages::start(&state.pool, &state.billing, p.org_id, video, req.job_type.stage(), &options).await?;
             let rec = admin::get_job(&state.pool, job_id).await.map_err(queue_error)?;
             Ok(JobBody::from(&rec))
         })

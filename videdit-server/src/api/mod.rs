@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`.
 
+pub mod billing;
 mod bodies;
 pub mod error;
 mod events;
@@ -37,6 +38,8 @@ pub enum ApiTags {
     Events,
     /// Outbound webhooks (admins).
     Webhooks,
+    /// Plans, usage, checkout and the customer portal.
+    Billing,
 }
 
 /// Declares the operation groups once: the `Api` type and its constructor.
@@ -60,6 +63,7 @@ operation_groups!(
     recipes::RecipesApi,
     events::EventsApi,
     webhooks::WebhooksApi,
+    billing::BillingApi,
 );
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

@@ -36,6 +36,9 @@ impl UploadsApi {
     /// `PUT` URL, or above 100 MiB a multipart plan with one presigned URL per
     /// part. URLs expire; the upload is abandoned after 24 h if never
     /// completed. Send an `Idempotency-Key` header to make retries safe.
+    /// Refused with 402 (`plan_limit_exceeded`, `quota_exceeded`) when the
+    /// size, the declared duration or the organisation's stored bytes are
+    /// over its plan, or no minutes remain this period.
     #[oai(path = "/", method = "post", operation_id = "createUpload")]
     async fn create(
         &self,
@@ -94,8 +97,11 @@ async fn create_plan(state: &AppState, p: crate::auth::Principal, req: &CreateUp
         file_name: req.file_name.clone(),
         content_type: req.content_type.clone(),
         size: req.size,
+        duration: req.duration_seconds,
     };
-    let plan = uploads::create(&state.pool, state.storage.as_ref(), limits, p.org_id, p.user_id, &request).await?;
+    let plan =
+        uploads::create(&state.pool, state.storage.as_ref(), &state.billing, limits, p.org_id, p.user_id, &request)
+            .await?;
     let (part_size, parts) = match plan.multipart {
         Some((size, parts)) => {
             (Some(size), parts.into_iter().map(|(part_number, url)| PartUrl { part_number, url }).collect())

@@ -59,6 +59,9 @@ pub struct MediaDeps {
     pub render: RenderOptions,
     /// Where renders write before uploading.
     pub work_dir: PathBuf,
+    /// Plans and their limits (ingest reserves minutes, analysis caps the
+    /// shorts count).
+    pub billing: Arc<videdit_service::billing::Billing>,
 }
 
 impl MediaDeps {
@@ -76,6 +79,7 @@ impl MediaDeps {
         limits: &crate::settings::Limits,
         work_dir: PathBuf,
         whisper_stderr: bool,
+        billing: Arc<videdit_service::billing::Billing>,
     ) -> anyhow::Result<Self> {
         use videdit_media::models::{ModelRef, ModelStore};
         let store = ModelStore::from_config(config.model_dir.as_deref());
@@ -94,6 +98,7 @@ impl MediaDeps {
             transcribe: TranscribeOptions { threads: Some(threads), ..TranscribeOptions::default() },
             render: RenderOptions::default(),
             work_dir,
+            billing,
         })
     }
 }
@@ -194,7 +199,7 @@ pub async fn ingest(ctx: JobContext, storage: Arc<dyn Storage>, deps: Arc<MediaD
         Err(e) => return Err(fail_video(&ctx, &video, Error::from(e).map_message(|m| scrub(m, &input))).await),
     };
     let mut tx = ctx.pool().begin().await.map_err(Error::from)?;
-    stages::ingested(&mut tx, &video, info.duration).await?;
+    stages::ingested(&mut tx, &deps.billing, &video, info.duration).await?;
     commit_with_job(&ctx, tx).await
 }
 
@@ -260,7 +265,7 @@ async fn remove_short_files(storage: &dyn Storage, video: &Video, short: ShortId
 pub async fn analyze(ctx: JobContext, storage: Arc<dyn Storage>, deps: Arc<MediaDeps>) -> Result<Outcome, JobError> {
     let _ = &deps;
     let Some((_, video)) = load(&ctx).await? else { return Ok(Outcome::Complete) };
-    let (options, revision) = stages::analysis_request(ctx.pool(), video.org_id, video.id).await?;
+    let (options, revision) = stages::analysis_request(ctx.pool(), &deps.billing, video.org_id, video.id).await?;
     let options = options.pipeline_options();
     let video = enter(&ctx, &video, ProcessingStage::Analyzing).await?;
     let transcript = db::get_transcript(ctx.pool(), video.org_id, video.id).await.map_err(Error::from)?;

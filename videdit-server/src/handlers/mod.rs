@@ -37,6 +37,10 @@ pub struct Deps {
     pub webhooks: Sender,
     /// Opens the sealed webhook secrets (`ENCRYPTION_KEYS`).
     pub keyring: Arc<videdit_core::sealed::Keyring>,
+    /// Plans and the grace period.
+    pub billing: Arc<videdit_service::billing::Billing>,
+    /// Stripe, for meter reports; `None`: usage is not reported.
+    pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
 }
 
 /// Builds the worker with every handler registered.
@@ -59,6 +63,8 @@ pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_qu
     // A delivery schedules its own retries (the Standard Webhooks schedule)
     // by snoozing; queue-level retries cover only our own failures.
     handler!(worker, JobKind::DeliverWebhook, Duration::from_secs(60), RetryPolicy::default(), deliver);
+    handler!(worker, JobKind::ReportUsage, Duration::from_secs(60), RetryPolicy::default(), report_usage);
+    handler!(worker, JobKind::BillingGraceEnded, Duration::from_secs(60), RetryPolicy::default(), grace_ended);
     if let Some(media) = deps.media.clone() {
         let storage = deps.storage.clone();
         // Timeouts are generous ceilings (ffmpeg runs have their own
@@ -82,14 +88,19 @@ pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_qu
 
 /// Worker settings from the core configuration.
 #[must_use]
-pub fn config(core: &videdit_core::config::Config) -> WorkerConfig {
+pub fn config(core: &videdit_core::config::Config, billing: &videdit_service::billing::Billing) -> WorkerConfig {
     WorkerConfig {
         queues: vec![MEDIA_QUEUE.into(), MAINTENANCE_QUEUE.into(), WEBHOOK_QUEUE.into()],
         concurrency: usize::from(core.job_concurrency),
         poll_interval: core.poll_interval,
         // One organisation's backlog cannot starve another's jobs: claims
         // take from each organisation (the jobs' group) in turn.
-        fairness: Some(videdit_queue::Fairness::default()),
+        // The default plan's cap on running jobs per organisation; a
+        // subscribed organisation's plan sets its own (billing does).
+        fairness: Some(videdit_queue::Fairness {
+            max_running_per_group: billing.plans.default_plan().max_running_jobs,
+            ..videdit_queue::Fairness::default()
+        }),
         ..WorkerConfig::default()
     }
 }
@@ -140,6 +151,28 @@ async fn deliver(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
         webhooks::Step::Done => Ok(Outcome::Complete),
         webhooks::Step::RetryAfter(after) => Ok(Outcome::Snooze(after)),
     }
+}
+
+/// Reports a ready video's processed seconds to the Stripe meter (its
+/// identifier makes a retried report count once).
+async fn report_usage(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
+    let job: videdit_service::billing::UsageJob = ctx.job.payload().map_err(|e| JobError::fatal(e.to_string()))?;
+    let Some(provider) = deps.payments.as_ref() else { return Ok(Outcome::Complete) };
+    videdit_service::billing::report_usage(ctx.pool(), provider.as_ref(), &job).await?;
+    Ok(Outcome::Complete)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrgJob {
+    org_id: OrgId,
+}
+
+/// A payment's grace period ended: the plan change is recorded.
+async fn grace_ended(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
+    let job: OrgJob = ctx.job.payload().map_err(|e| JobError::fatal(e.to_string()))?;
+    videdit_service::billing::grace_ended(ctx.pool(), &deps.billing, job.org_id).await?;
+    Ok(Outcome::Complete)
 }
 
 /// Makes sure a cleanup run is scheduled (one at a time, by unique key).

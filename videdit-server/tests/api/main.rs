@@ -2,6 +2,7 @@
 //! local storage or s3s-fs, and a local JWKS endpoint with real RS256 keys.
 
 mod auth;
+mod billing;
 mod idempotency;
 mod jobs;
 mod openapi;

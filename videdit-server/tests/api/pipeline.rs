@@ -25,12 +25,14 @@ fn media_deps() -> MediaDeps {
         transcribe: Default::default(),
         render: Default::default(),
         work_dir: std::env::temp_dir().join("videdit-test-work"),
+        billing: Arc::new(videdit_service::billing::Billing::unlimited()),
     }
 }
 
 /// Starts a worker with every handler; stops it when dropped.
 fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
-    let deps = app.worker_deps(Some(Arc::new(media_deps())));
+    let media = MediaDeps { billing: app.billing.clone(), ..media_deps() };
+    let deps = app.worker_deps(Some(Arc::new(media)));
     let config = videdit_queue::WorkerConfig {
         queues: vec!["media".into(), "maintenance".into(), "webhooks".into()],
         concurrency: 2,

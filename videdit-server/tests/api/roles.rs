@@ -10,7 +10,7 @@ use crate::support::{Options, TestApp, assert_error, spawn_app, token};
 
 /// Every operation of the API. The spec test checks this list against the
 /// generated spec, so a new operation cannot skip the matrix.
-pub const OPERATIONS: [&str; 26] = [
+pub const OPERATIONS: [&str; 29] = [
     "createUpload",
     "completeUpload",
     "abortUpload",
@@ -37,6 +37,9 @@ pub const OPERATIONS: [&str; 26] = [
     "testWebhook",
     "listWebhookDeliveries",
     "replayWebhookDelivery",
+    "getBilling",
+    "createCheckoutSession",
+    "createPortalSession",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,13 +121,22 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
         "testWebhook" => ("POST", format!("/webhooks/{w}/test"), None),
         "listWebhookDeliveries" => ("GET", format!("/webhooks/{w}/deliveries"), None),
         "replayWebhookDelivery" => ("POST", format!("/webhooks/{w}/deliveries/{d}/replay"), None),
+        "getBilling" => ("GET", "/billing".into(), None),
+        "createCheckoutSession" => ("POST", "/billing/checkout".into(), Some(json!({"plan": "pro"}))),
+        "createPortalSession" => ("POST", "/billing/portal".into(), None),
         other => panic!("no request for {other}"),
     }
 }
 
 /// What the matrix says: `Ok(status)` when allowed, `Err((status, code))` when not.
 fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
-    let admin_only = matches!(op, "deleteVideo" | "cancelJob") || op.contains("Webhook");
+    let admin_only = matches!(op, "deleteVideo" | "cancelJob" | "createCheckoutSession" | "createPortalSession")
+        || op.contains("Webhook");
+    // Billing is the caller's own organisation's; this server has no Stripe
+    // (the billing tests run checkout against the fake).
+    if matches!(op, "createCheckoutSession" | "createPortalSession") && caller != Caller::Member {
+        return Err((501, "billing_not_configured"));
+    }
     let ok = match op {
         "createUpload" | "createJob" | "createWebhook" => 201,
         _ => 200,
@@ -136,7 +148,7 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
         // Another organisation's ids do not exist for it; what it does in
         // its own organisation (create an upload, list its videos) works.
         Caller::Outsider => match op {
-            "createUpload" | "listVideos" | "listEvents" | "createWebhook" | "listWebhooks" => Ok(ok),
+            "createUpload" | "listVideos" | "listEvents" | "createWebhook" | "listWebhooks" | "getBilling" => Ok(ok),
             "completeUpload" | "abortUpload" => Err((404, "upload_not_found")),
             "getShort" | "getRecipe" | "putRecipe" => Err((404, "short_not_found")),
             "getJob" | "cancelJob" => Err((404, "job_not_found")),

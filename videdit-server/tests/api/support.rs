@@ -28,6 +28,8 @@ pub struct TestApp {
     pub rotated: Arc<AtomicBool>,
     pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
     pub jwks: JwksState,
+    pub billing: Arc<videdit_service::billing::Billing>,
+    pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
     _dir: tempfile::TempDir,
 }
 
@@ -50,6 +52,10 @@ pub struct Options {
     pub jwks_down: bool,
     /// Which webhook URLs are accepted (tests deliver to loopback).
     pub webhook_policy: videdit_webhooks::UrlPolicy,
+    /// Plans (default: unlimited).
+    pub billing: videdit_service::billing::Billing,
+    /// Stripe (default: billing off).
+    pub stripe: Option<videdit_server::settings::StripeSettings>,
 }
 
 impl Default for Options {
@@ -62,6 +68,8 @@ impl Default for Options {
             storage_down: false,
             jwks_down: false,
             webhook_policy: videdit_webhooks::UrlPolicy::DEV,
+            billing: videdit_service::billing::Billing::unlimited(),
+            stripe: None,
         }
     }
 }
@@ -162,7 +170,13 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     } else {
         pool.clone()
     };
+    let billing = Arc::new(options.billing);
+    let (payments, stripe_webhook) = videdit_server::billing::from_settings(options.stripe.as_ref()).unwrap();
     let state = Arc::new(AppState {
+        billing: billing.clone(),
+        payments: payments.clone(),
+        stripe_webhook,
+        stripe_publishable_key: options.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
         pool: app_pool,
         storage: storage.clone(),
         local,
@@ -184,6 +198,8 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         rotated: jwks_state.rotated.clone(),
         jwks_hits: jwks_state.hits.clone(),
         jwks: jwks_state,
+        billing,
+        payments,
         _dir: dir,
     }
 }
@@ -249,6 +265,8 @@ impl TestApp {
             media,
             webhooks: videdit_webhooks::Sender::new(videdit_webhooks::UrlPolicy::DEV),
             keyring: keyring(),
+            billing: self.billing.clone(),
+            payments: self.payments.clone(),
         }
     }
 
