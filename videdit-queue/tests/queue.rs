@@ -117,7 +117,11 @@ fn config_in(mode: Mode, concurrency: usize) -> WorkerConfig {
         window: Duration::from_millis(5),
         max_batch: 100,
         prefetch: 16,
-        prefetch_lease: Duration::from_secs(1),
+        // Short, but not so short that a starved test machine (the whole
+        // suite at once on 2 cores) misses the first heartbeat: a lease that
+        // runs out lets another worker run the job again, which these
+        // exactly-once tests would count as a duplicate side effect.
+        prefetch_lease: Duration::from_secs(5),
     });
     WorkerConfig { batching, ..config(concurrency) }
 }
