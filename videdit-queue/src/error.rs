@@ -21,6 +21,9 @@ pub enum Error {
     /// A database failure.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A heartbeat got no answer within a third of the lease.
+    #[error("the heartbeat got no answer in time")]
+    HeartbeatTimeout,
     /// Applying migrations failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -30,7 +33,7 @@ impl Error {
     /// Whether trying again may succeed.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Database(_))
+        matches!(self, Self::Database(_) | Self::HeartbeatTimeout)
     }
 }
 

@@ -433,8 +433,9 @@ impl Worker {
             m.start_latency_micros.fetch_add(latency, Ordering::Relaxed);
             m.started.fetch_add(1, Ordering::Relaxed);
             let first_beat = (claimed.lease / 3).saturating_sub(claimed.at.elapsed());
+            let held_until = claimed.at + lease_margin(claimed.lease);
             let job = claimed.job;
-            let end = self.execute(&job, stop, first_beat).await;
+            let end = self.execute(&job, stop, first_beat, held_until).await;
             m.running.fetch_sub(1, Ordering::Relaxed);
             let result = match (end, endings) {
                 (End::Done(p), _) => {
@@ -471,7 +472,12 @@ impl Worker {
         p
     }
 
-    async fn execute(&self, job: &Job, stop: CancellationToken, first_beat: Duration) -> End {
+    /// Runs a job's handler with heartbeats. `held_until` is when the lease
+    /// it was claimed with runs out by this worker's clock (with a margin):
+    /// when no heartbeat has renewed it by then (the database cannot be
+    /// reached), the handler is cancelled here, so it stops writing before
+    /// another worker can take the job over.
+    async fn execute(&self, job: &Job, stop: CancellationToken, first_beat: Duration, held_until: Instant) -> End {
         let id = job.id;
         let Some(reg) = self.handlers.get(&job.kind).cloned() else {
             let msg = format!("no handler for kind {:?}", job.kind);
@@ -485,10 +491,16 @@ impl Worker {
         let lease = self.config.lease;
         let why = std::sync::Mutex::new(None::<&'static str>);
         let beat = async {
+            let mut held_until = held_until;
             tokio::time::sleep(first_beat).await;
             loop {
-                match queue::heartbeat(&self.pool, job, lease).await {
-                    Ok(Heartbeat::Extended) => {}
+                let sent = Instant::now();
+                // A heartbeat that hangs (a dead connection) counts as
+                // failed, at the latest when the lease runs out.
+                let budget = (lease / 3).min(held_until.saturating_duration_since(sent));
+                let answer = tokio::time::timeout(budget, queue::heartbeat(&self.pool, job, lease)).await;
+                match answer.unwrap_or(Err(crate::Error::HeartbeatTimeout)) {
+                    Ok(Heartbeat::Extended) => held_until = sent + lease_margin(lease),
                     Ok(Heartbeat::CancelRequested) => {
                         *why.lock().expect("lock") = Some("cancelled");
                         cancel.cancel();
@@ -498,11 +510,18 @@ impl Worker {
                         cancel.cancel();
                         return std::future::pending::<()>().await;
                     }
-                    // A failed heartbeat is retried at the next tick; the
-                    // lease has two more ticks of slack.
+                    // A failed heartbeat is retried at the next tick, while
+                    // the lease lasts; past it the job is no longer ours.
+                    Err(e) if Instant::now() >= held_until => {
+                        tracing::warn!(error = %e, "heartbeats failed past the lease; stopping the job here");
+                        *why.lock().expect("lock") = Some("lease lost");
+                        cancel.cancel();
+                        return std::future::pending::<()>().await;
+                    }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                 }
-                tokio::time::sleep(lease / 3).await;
+                let next = (lease / 3).min(held_until.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(next).await;
             }
         };
 
@@ -543,6 +562,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// How long a lease of `lease` is taken to last here: a tenth less, for
+/// the clocks and the round trip between this worker and the database.
+fn lease_margin(lease: Duration) -> Duration {
+    lease - lease / 10
 }
 
 /// A failed attempt's end.

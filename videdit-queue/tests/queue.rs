@@ -1182,3 +1182,203 @@ fn hold_until(
         })
     }
 }
+
+/// A TCP proxy to PostgreSQL that a test can cut (every connection through
+/// it dropped, new ones closed at once) and restore: a database that a
+/// worker can no longer reach, while it stays up for everyone else.
+struct Proxy {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    epoch: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: (String, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (epoch, _) = tokio::sync::watch::channel(0_u64);
+        let (flag, watch) = (cut.clone(), epoch.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes
+                }
+                let mut changed = watch.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = changed.changed() => {} // cut: both ends dropped
+                    }
+                });
+            }
+        });
+        Self { port, cut, epoch }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Notes when the handler holding it stopped (returned or was dropped).
+struct StopGuard(Arc<Mutex<Option<std::time::Instant>>>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().get_or_insert_with(std::time::Instant::now);
+    }
+}
+
+/// A worker whose heartbeats cannot reach PostgreSQL past its lease stops
+/// its handler itself, before another worker takes the job over; the job
+/// then completes once, by the other worker.
+#[sqlx::test(migrations = false)]
+async fn a_worker_cut_off_from_the_database_stops_its_job_before_another_takes_it(pool: PgPool) {
+    setup(&pool).await;
+    sqlx::query("CREATE TABLE effects (job_id uuid PRIMARY KEY, by_worker text NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let opts = (*pool.connect_options()).clone();
+    let proxy = Proxy::start((opts.get_host().to_owned(), opts.get_port())).await;
+    let cut_off = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(opts.host("127.0.0.1").port(proxy.port))
+        .await
+        .unwrap();
+    let id = enqueue(&pool, JobSpec::new("write", &1).unwrap()).await;
+
+    let stopped_at = Arc::new(Mutex::new(None::<std::time::Instant>));
+    let taken_at = Arc::new(Mutex::new(None::<std::time::Instant>));
+    let release = CancellationToken::new();
+    // Worker A: holds the job until it is released or stopped.
+    let a = {
+        let (stopped_at, release) = (stopped_at.clone(), release.clone());
+        Worker::new(cut_off, WorkerConfig { lease: Duration::from_secs(3), ..config(1) }).unwrap().register(
+            "write",
+            None,
+            fast_retry(5),
+            move |ctx: JobContext| {
+                let (stopped_at, release) = (stopped_at.clone(), release.clone());
+                async move {
+                    // Stopped: told to (cancelled) or dropped, whichever the worker does first.
+                    let _stopped = StopGuard(stopped_at);
+                    let cancel = ctx.cancellation_token();
+                    tokio::select! {
+                        () = cancel.cancelled() => Err(JobError::retryable("stopped")),
+                        () = release.cancelled() => Ok(Outcome::Complete),
+                    }
+                }
+            },
+        )
+    };
+    let stop_a = CancellationToken::new();
+    let run_a = tokio::spawn(a.run(stop_a.clone(), Duration::from_secs(5)));
+    wait_for!("worker A to start the job", {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM videdit_queue.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        state.as_deref() == Some("running")
+    });
+    proxy.cut();
+    // Worker B, on a connection that works, takes the job once A's lease ran out.
+    let b = {
+        let taken_at = taken_at.clone();
+        Worker::new(pool.clone(), WorkerConfig { sweep_retry: sweep_now(), ..config(1) }).unwrap().register(
+            "write",
+            None,
+            fast_retry(5),
+            move |ctx: JobContext| {
+                let taken_at = taken_at.clone();
+                async move {
+                    *taken_at.lock().unwrap() = Some(std::time::Instant::now());
+                    let mut tx = ctx.pool().begin().await.map_err(|e| JobError::retryable(e.to_string()))?;
+                    sqlx::query("INSERT INTO effects VALUES ($1, 'b')")
+                        .bind(ctx.job.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| JobError::fatal(e.to_string()))?;
+                    ctx.complete_in(&mut tx).await.map_err(JobError::from)?;
+                    tx.commit().await.map_err(|e| JobError::retryable(e.to_string()))?;
+                    Ok(Outcome::CompletedInTransaction)
+                }
+            },
+        )
+    };
+    let stop_b = CancellationToken::new();
+    let run_b = tokio::spawn(b.run(stop_b.clone(), Duration::from_secs(5)));
+    wait_for!("worker B to finish the job", count(&pool, "job_history WHERE final_state = 'completed'").await == 1);
+    let (stopped, taken) =
+        (stopped_at.lock().unwrap().expect("A stopped its handler"), taken_at.lock().unwrap().unwrap());
+    assert!(stopped < taken, "A stopped its handler before B took the job");
+    proxy.restore();
+    release.cancel();
+    stop_a.cancel();
+    stop_b.cancel();
+    within("worker A to shut down", run_a).await.unwrap().unwrap();
+    within("worker B to shut down", run_b).await.unwrap().unwrap();
+    let by: Vec<String> = sqlx::query_scalar("SELECT by_worker FROM effects").fetch_all(&pool).await.unwrap();
+    assert_eq!(by, ["b"], "one effect, by B");
+    assert_eq!(count(&pool, "jobs").await, 0);
+}
+
+/// Every connection of a worker dropped in the middle of a run (what a
+/// PostgreSQL restart looks like from the worker): it reconnects, and every
+/// job completes once.
+#[sqlx::test(migrations = false)]
+async fn a_worker_whose_connections_all_drop_reconnects_and_completes_every_job_once(pool: PgPool) {
+    setup(&pool).await;
+    sqlx::query("CREATE TABLE effects (job_id uuid PRIMARY KEY)").execute(&pool).await.unwrap();
+    let opts = (*pool.connect_options()).clone();
+    let proxy = Proxy::start((opts.get_host().to_owned(), opts.get_port())).await;
+    let through = PgPoolOptions::new()
+        .max_connections(6)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(opts.host("127.0.0.1").port(proxy.port))
+        .await
+        .unwrap();
+    let specs: Vec<JobSpec> = (0..40).map(|i| JobSpec::new("effect", &i).unwrap()).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    videdit_queue::enqueue_many(&mut conn, &specs).await.unwrap();
+    drop(conn);
+    let worker = Worker::new(through, WorkerConfig { sweep_retry: sweep_now(), ..config(4) }).unwrap().register(
+        "effect",
+        None,
+        fast_retry(20),
+        |ctx: JobContext| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut tx = ctx.pool().begin().await.map_err(|e| JobError::retryable(e.to_string()))?;
+            let inserted = sqlx::query("INSERT INTO effects VALUES ($1)").bind(ctx.job.id).execute(&mut *tx).await;
+            inserted.map_err(|e| JobError::fatal(format!("a second effect: {e}")))?;
+            ctx.complete_in(&mut tx).await.map_err(JobError::from)?;
+            tx.commit().await.map_err(|e| JobError::retryable(e.to_string()))?;
+            Ok(Outcome::CompletedInTransaction)
+        },
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(worker.run(stop.clone(), Duration::from_secs(5)));
+    let effects =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM effects").fetch_one(&pool).await.unwrap() };
+    wait_for!("the first effects", effects().await >= 5);
+    proxy.cut();
+    // The outage lasts past the lease: running jobs are stopped and swept back.
+    tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+    proxy.restore();
+    wait_for!("every job to complete", count(&pool, "job_history WHERE final_state = 'completed'").await == 40);
+    stop.cancel();
+    within("the worker to shut down", run).await.unwrap().unwrap();
+    assert_eq!((effects().await, count(&pool, "jobs").await), (40, 0));
+    assert_eq!(count(&pool, "job_history WHERE final_state <> 'completed'").await, 0, "nothing died");
+}
