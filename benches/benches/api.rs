@@ -104,6 +104,7 @@ async fn main() {
         payments: None,
         stripe_webhook: None,
         stripe_publishable_key: None,
+        youtube: None,
         pool: pool.clone(),
         storage: Arc::new(local.clone()),
         local: Some(local),

@@ -112,6 +112,8 @@ error_codes! {
     UploadNotFound => ("upload_not_found", 404, false),
     /// No such webhook endpoint in this organisation.
     WebhookNotFound => ("webhook_not_found", 404, false),
+    /// No such connected account in this organisation.
+    ConnectionNotFound => ("connection_not_found", 404, false),
     /// No transcript exists (yet) for the video.
     TranscriptNotFound => ("transcript_not_found", 404, false),
     /// No object under that key in storage.
@@ -140,6 +142,16 @@ error_codes! {
     BillingNotConfigured => ("billing_not_configured", 501, false),
     /// A Stripe webhook without a valid `Stripe-Signature` (missing, wrong, or older than the tolerance).
     WebhookSignatureInvalid => ("webhook_signature_invalid", 400, false),
+    /// An OAuth `state` that is unknown, used, expired, or another user's.
+    OauthStateInvalid => ("oauth_state_invalid", 400, false),
+    /// The connected account must be connected again (the platform refused its tokens).
+    NeedsReauthorization => ("needs_reauthorization", 409, false),
+    /// The platform refused the request; the message has its own words.
+    PlatformRejected => ("platform_rejected", 422, false),
+    /// The platform is not configured on this server.
+    PlatformNotConfigured => ("platform_not_configured", 501, false),
+    /// The platform failed or did not answer in time.
+    PlatformUnavailable => ("platform_unavailable", 503, true),
     /// The payment provider (Stripe) failed or did not answer in time.
     PaymentProviderUnavailable => ("payment_provider_unavailable", 503, true),
     /// Too many requests; slow down.

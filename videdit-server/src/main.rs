@@ -144,6 +144,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 payments,
                 stripe_webhook,
                 stripe_publishable_key: server.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
+                youtube: match server.youtube.clone() {
+                    Some(cfg) => Some(Arc::new(videdit_publish::youtube::YouTube::new(cfg)?)),
+                    None => None,
+                },
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {

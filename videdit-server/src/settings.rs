@@ -142,6 +142,8 @@ pub struct ServerSettings {
     pub billing: std::sync::Arc<videdit_service::billing::Billing>,
     /// Stripe (`STRIPE_*`, `BILLING_*_URL`); `None`: billing is off.
     pub stripe: Option<StripeSettings>,
+    /// YouTube (`YOUTUBE_*`); `None`: it cannot be connected.
+    pub youtube: Option<videdit_publish::youtube::YouTubeConfig>,
 }
 
 /// How the server talks to Stripe.
@@ -176,6 +178,7 @@ const STORAGE: &str = "Storage";
 const WORKER: &str = "Worker";
 const API: &str = "API";
 const BILLING: &str = "Billing";
+const PUBLISHING: &str = "Publishing";
 const ALIASES: &str = "Aliases";
 
 /// The settings the local commands (`process`, `models`) read; part of
@@ -448,6 +451,31 @@ pub struct Settings {
     #[arg(long, env = "BILLING_PORTAL_RETURN_URL", help_heading = BILLING)]
     pub billing_portal_return_url: Option<String>,
 
+    /// OAuth client id of the Google Cloud project that publishes to
+    /// YouTube. Unset: YouTube cannot be connected.
+    #[arg(long, env = "YOUTUBE_CLIENT_ID", help_heading = PUBLISHING)]
+    pub youtube_client_id: Option<String>,
+    /// Its OAuth client secret; required with YOUTUBE_CLIENT_ID.
+    #[arg(long, env = "YOUTUBE_CLIENT_SECRET", hide_env_values = true, help_heading = PUBLISHING)]
+    pub youtube_client_secret: Option<Secret<String>>,
+    /// The redirect URI registered for the client: the web app's page that
+    /// hands `code` and `state` to `GET /api/v1/connections/youtube/callback`
+    /// (default `PUBLIC_URL/connections/youtube/callback`).
+    #[arg(long, env = "YOUTUBE_REDIRECT_URI", help_heading = PUBLISHING)]
+    pub youtube_redirect_uri: Option<String>,
+    /// Google's OAuth consent page (tests point it at a fake).
+    #[arg(long, env = "YOUTUBE_AUTH_URL", default_value = "https://accounts.google.com/o/oauth2/v2/auth", help_heading = PUBLISHING)]
+    pub youtube_auth_url: Option<String>,
+    /// Google's token endpoint.
+    #[arg(long, env = "YOUTUBE_TOKEN_URL", default_value = "https://oauth2.googleapis.com/token", help_heading = PUBLISHING)]
+    pub youtube_token_url: Option<String>,
+    /// Google's token revocation endpoint.
+    #[arg(long, env = "YOUTUBE_REVOKE_URL", default_value = "https://oauth2.googleapis.com/revoke", help_heading = PUBLISHING)]
+    pub youtube_revoke_url: Option<String>,
+    /// Base of the YouTube Data API and its upload endpoint.
+    #[arg(long, env = "YOUTUBE_API_BASE", default_value = "https://www.googleapis.com", help_heading = PUBLISHING)]
+    pub youtube_api_base: Option<String>,
+
     // Aliases, read when the canonical variable is not set; listed in the
     // help of the setting they stand for.
     #[arg(long, env = "TIGRIS_ENDPOINT", hide = true, help_heading = ALIASES)]
@@ -502,6 +530,13 @@ impl Settings {
             "ENCRYPTION_KEYS" => return secret(&self.encryption_keys),
             "STRIPE_SECRET_KEY" => return secret(&self.stripe_secret_key),
             "STRIPE_WEBHOOK_SECRET" => return secret(&self.stripe_webhook_secret),
+            "YOUTUBE_CLIENT_SECRET" => return secret(&self.youtube_client_secret),
+            "YOUTUBE_CLIENT_ID" => &self.youtube_client_id,
+            "YOUTUBE_REDIRECT_URI" => &self.youtube_redirect_uri,
+            "YOUTUBE_AUTH_URL" => &self.youtube_auth_url,
+            "YOUTUBE_TOKEN_URL" => &self.youtube_token_url,
+            "YOUTUBE_REVOKE_URL" => &self.youtube_revoke_url,
+            "YOUTUBE_API_BASE" => &self.youtube_api_base,
             "PLANS_FILE" => &self.plans_file,
             "BILLING_GRACE_HOURS" => &self.billing_grace_hours,
             "STRIPE_PUBLISHABLE_KEY" => &self.stripe_publishable_key,
@@ -685,6 +720,7 @@ impl ServerSettings {
         let keyring = Self::keyring(&mut check, command);
         let billing = std::sync::Arc::new(Self::billing(&mut check));
         let stripe = Self::stripe(&mut check);
+        let youtube = Self::youtube(&mut check);
         if check.errors.is_empty() {
             Ok(Self {
                 bind,
@@ -698,6 +734,7 @@ impl ServerSettings {
                 whisper_stderr,
                 billing,
                 stripe,
+                youtube,
             })
         } else {
             Err(check.errors)
@@ -748,6 +785,45 @@ impl ServerSettings {
             }
         };
         Billing { plans, grace: time::Duration::hours(i64::from(hours)) }
+    }
+
+    /// `YOUTUBE_*`: the client and Google's endpoints.
+    fn youtube(check: &mut Check<'_>) -> Option<videdit_publish::youtube::YouTubeConfig> {
+        let id = check.var("YOUTUBE_CLIENT_ID");
+        let secret = check.var("YOUTUBE_CLIENT_SECRET");
+        let Some(id) = id else {
+            if secret.is_some() {
+                check.err("YOUTUBE_CLIENT_ID", "is required when YOUTUBE_CLIENT_SECRET is set");
+            }
+            return None;
+        };
+        let secret = secret.unwrap_or_else(|| {
+            check.err("YOUTUBE_CLIENT_SECRET", "is required with YOUTUBE_CLIENT_ID");
+            String::new()
+        });
+        let public = check.var("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let redirect =
+            check.var("YOUTUBE_REDIRECT_URI").or_else(|| public.map(|p| format!("{p}/connections/youtube/callback")));
+        let redirect = redirect.unwrap_or_else(|| {
+            check.err("YOUTUBE_REDIRECT_URI", "is required with YOUTUBE_CLIENT_ID (or set PUBLIC_URL)");
+            String::new()
+        });
+        let mut cfg = videdit_publish::youtube::YouTubeConfig::new(id, Secret::new(secret), redirect);
+        let mut url = |var: &'static str, default: &url::Url| -> url::Url {
+            match check.var(var) {
+                None => default.clone(),
+                Some(raw) => raw.parse().unwrap_or_else(|_| {
+                    check.err(var, format!("{raw:?} is not a URL"));
+                    default.clone()
+                }),
+            }
+        };
+        cfg.auth_url = url("YOUTUBE_AUTH_URL", &cfg.auth_url);
+        cfg.token_url = url("YOUTUBE_TOKEN_URL", &cfg.token_url);
+        cfg.revoke_url = url("YOUTUBE_REVOKE_URL", &cfg.revoke_url);
+        cfg.api_base = url("YOUTUBE_API_BASE", &cfg.api_base);
+        cfg.upload_base = cfg.api_base.clone();
+        Some(cfg)
     }
 
     /// `STRIPE_*` and `BILLING_*_URL`: all or nothing.

@@ -962,7 +962,8 @@ async fn apply(conn: &mut PgConnection, billing: &Billing, org: OrgId, ev: &Stri
             if cleared.rows_affected() > 0 { "payment_recovered" } else { "paid" }
         }
         StripeChange::InvoicePaymentFailed { .. } => {
-            let failed_at = unix(ev.created);
+            // The failure's own time, never later than now (clocks differ).
+            let failed_at = unix(ev.created).min(now);
             if acct.payment_failed_at.is_some() {
                 "payment_failed_again"
             } else {

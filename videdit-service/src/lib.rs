@@ -21,6 +21,7 @@
 //! | [`videos`] | delete a video |
 //! | [`events`] | record and list domain events |
 //! | [`webhooks`] | endpoints, deliveries, one delivery attempt |
+//! | [`connections`] | connected platform accounts: OAuth with PKCE, sealed tokens, refresh, disconnect |
 //! | [`billing`] | plans, the usage ledger (reserve, commit, release), Stripe events, checkout and portal |
 //!
 //! ```no_run
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod billing;
+pub mod connections;
 mod error;
 pub mod events;
 pub mod failures;

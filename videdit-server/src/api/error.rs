@@ -119,7 +119,13 @@ impl ApiError {
     /// details of a server-side failure go to the log, not the client.
     fn from_failure(code: ErrorCode, message: &str, error: &dyn std::fmt::Display) -> Self {
         // These messages are ours, written for the client.
-        let told = matches!(code, ErrorCode::BillingNotConfigured | ErrorCode::PaymentProviderUnavailable);
+        let told = matches!(
+            code,
+            ErrorCode::BillingNotConfigured
+                | ErrorCode::PaymentProviderUnavailable
+                | ErrorCode::PlatformNotConfigured
+                | ErrorCode::PlatformUnavailable
+        );
         if !told && (code == ErrorCode::Internal || code.http_status() >= 500) {
             tracing::error!(error = %error, code = %code, "request failed");
             return Self::new(code, "the server could not complete the request; it has been logged");

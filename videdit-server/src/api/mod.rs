@@ -2,6 +2,7 @@
 
 pub mod billing;
 mod bodies;
+mod connections;
 pub mod error;
 mod events;
 mod idempotency;
@@ -40,6 +41,8 @@ pub enum ApiTags {
     Webhooks,
     /// Plans, usage, checkout and the customer portal.
     Billing,
+    /// Connected platform accounts (publishing).
+    Connections,
 }
 
 /// Declares the operation groups once: the `Api` type and its constructor.
@@ -64,6 +67,7 @@ operation_groups!(
     events::EventsApi,
     webhooks::WebhooksApi,
     billing::BillingApi,
+    connections::ConnectionsApi,
 );
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

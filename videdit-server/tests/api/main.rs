@@ -3,6 +3,7 @@
 
 mod auth;
 mod billing;
+mod connections;
 mod idempotency;
 mod jobs;
 mod openapi;

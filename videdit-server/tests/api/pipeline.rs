@@ -482,3 +482,75 @@ async fn a_stage_that_dies_before_its_commit_leaves_no_change_and_its_retry_reco
     let ingest = jobs.iter().find(|j| j["type"] == "ingest").unwrap();
     assert_eq!((ingest["status"].as_str(), ingest["attempt"].as_i64()), (Some("completed"), Some(2)), "{ingest}");
 }
+
+/// Billing on the real pipeline: a ready video is charged once and metered
+/// once (a retried report counts once at Stripe), its plan caps its
+/// shorts, and the next video, beyond the period's minutes, fails at ingest
+/// with `quota_exceeded` and costs nothing.
+#[sqlx::test(migrations = false)]
+async fn a_ready_video_is_charged_and_metered_once_and_the_next_beyond_the_quota_fails(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = TalkSpec::new(vec![small_talk(0, 4), SLEEP.into(), small_talk(9, 4)]);
+    spec.size = Some((640, 360));
+    let talk = make_talk(&Ffmpeg::default(), &spec, &dir.path().join("talk.mp4")).await.unwrap();
+    let probed: f64 = ffprobe(&talk.path).await["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let seconds = probed.ceil() as i64;
+    // Minutes for one of these videos, not two.
+    let minutes = (seconds + 59) / 60;
+    assert!(minutes * 60 < 2 * seconds, "the talk ({probed} s) is too short for this test");
+    let plans = format!(
+        r#"{{"default": "free", "plans": [{{"id": "free", "minutesPerPeriod": {minutes}, "maxShortsPerVideo": 1}},
+            {{"id": "pro", "priceId": "price_pro", "minutesPerPeriod": 600}}]}}"#
+    );
+    let billing = videdit_service::billing::Billing {
+        plans: videdit_service::billing::Plans::parse(&plans).unwrap(),
+        grace: time::Duration::days(1),
+    };
+    let fake = crate::billing::fake_stripe().await;
+    let options = Options { billing, stripe: Some(crate::billing::stripe_settings(&fake)), ..Options::default() };
+    let app = spawn_app(pool.clone(), options).await;
+    let t = token("user_metered", Some(("org_metered", "org:admin")));
+    // A checkout started (not finished) gives the organisation its customer.
+    let (status, _) = app.call("POST", "/billing/checkout", Some(&t), Some(json!({"plan": "pro"}))).await;
+    assert_eq!(status, 200);
+    let _worker = start_worker(&pool, &app);
+
+    let video = upload(&app, &t, "talk.mp4", std::fs::read(&talk.path).unwrap()).await;
+    let v = settle(&app, &t, &video, Duration::from_secs(900)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let (_, shorts) = app.call("GET", &format!("/videos/{video}/shorts"), Some(&t), None).await;
+    assert_eq!(shorts.as_array().map(Vec::len), Some(1), "the plan makes one short per video: {shorts}");
+    let (_, b) = app.call("GET", "/billing", Some(&t), None).await;
+    assert_eq!((b["secondsUsed"].as_i64(), b["secondsReserved"].as_i64()), (Some(seconds), Some(0)), "{b}");
+
+    // One meter event, identified by the video.
+    let started = Instant::now();
+    while fake.meter_events().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no meter event was reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let org: uuid::Uuid = sqlx::query_scalar("SELECT id FROM videdit.organizations WHERE external_id = 'org_metered'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let job = videdit_service::billing::UsageJob {
+        org_id: videdit_core::OrgId::from_uuid(org),
+        video_id: video.parse().unwrap(),
+    };
+    let provider = app.payments.clone().unwrap();
+    assert!(videdit_service::billing::report_usage(&pool, provider.as_ref(), &job).await.unwrap(), "reported again");
+    let events = fake.meter_events();
+    assert_eq!(events.len(), 1, "a retried report counts once: {events:?}");
+    assert_eq!(events[0]["identifier"], format!("video_{video}"));
+    assert_eq!(events[0]["event_name"], "videdit_processed_seconds");
+    assert_eq!(events[0]["payload"]["value"].as_str().map(str::to_owned), Some(seconds.to_string()));
+
+    // The next one does not fit: refused at ingest, nothing reserved.
+    let second = upload(&app, &t, "again.mp4", std::fs::read(&talk.path).unwrap()).await;
+    let v2 = settle(&app, &t, &second, Duration::from_secs(300)).await;
+    assert_eq!((v2["status"].as_str(), v2["failureCode"].as_str()), (Some("failed"), Some("quota_exceeded")), "{v2}");
+    assert!(v2["failureReason"].as_str().unwrap().contains("the pro plan gives 600 minutes"), "{v2}");
+    let (_, b) = app.call("GET", "/billing", Some(&t), None).await;
+    assert_eq!((b["secondsUsed"].as_i64(), b["secondsReserved"].as_i64()), (Some(seconds), Some(0)), "{b}");
+    assert_eq!(fake.meter_events().len(), 1);
+}

@@ -10,7 +10,7 @@ use crate::support::{Options, TestApp, assert_error, spawn_app, token};
 
 /// Every operation of the API. The spec test checks this list against the
 /// generated spec, so a new operation cannot skip the matrix.
-pub const OPERATIONS: [&str; 29] = [
+pub const OPERATIONS: [&str; 34] = [
     "createUpload",
     "completeUpload",
     "abortUpload",
@@ -40,6 +40,11 @@ pub const OPERATIONS: [&str; 29] = [
     "getBilling",
     "createCheckoutSession",
     "createPortalSession",
+    "listConnections",
+    "getConnection",
+    "authorizeConnection",
+    "connectionCallback",
+    "deleteConnection",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,6 +66,8 @@ struct Fixture {
     /// A webhook endpoint and one of its deliveries.
     webhook: String,
     delivery: String,
+    /// A connected account (its sealed tokens are not real ones).
+    connection: String,
 }
 
 async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
@@ -77,7 +84,19 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
     let webhook = hook["id"].as_str().unwrap().to_owned();
     let (status, sent) = app.call("POST", &format!("/webhooks/{webhook}/test"), Some(admin), None).await;
     assert_eq!(status, 200, "{sent}");
+    let connection = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO videdit.connections (id, org_id, platform, account_id, account_name, status, access_token, token_expires_at, scopes)
+         SELECT $1, org_id, 'youtube', $2, 'Seeded channel', 'connected', 'v1.none.AAAA', now(), 'x' FROM videdit.videos WHERE id = $3",
+    )
+    .bind(connection)
+    .bind(connection.to_string())
+    .bind(ready.video.as_uuid())
+    .execute(pool)
+    .await
+    .unwrap();
     Fixture {
+        connection: connection.to_string(),
         video: ready.video.to_string(),
         short: ready.short.to_string(),
         upload,
@@ -122,6 +141,11 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
         "listWebhookDeliveries" => ("GET", format!("/webhooks/{w}/deliveries"), None),
         "replayWebhookDelivery" => ("POST", format!("/webhooks/{w}/deliveries/{d}/replay"), None),
         "getBilling" => ("GET", "/billing".into(), None),
+        "listConnections" => ("GET", "/connections".into(), None),
+        "getConnection" => ("GET", format!("/connections/{}", f.connection), None),
+        "authorizeConnection" => ("GET", "/connections/youtube/authorize".into(), None),
+        "connectionCallback" => ("GET", "/connections/youtube/callback?code=c&state=s".into(), None),
+        "deleteConnection" => ("DELETE", format!("/connections/{}", f.connection), None),
         "createCheckoutSession" => ("POST", "/billing/checkout".into(), Some(json!({"plan": "pro"}))),
         "createPortalSession" => ("POST", "/billing/portal".into(), None),
         other => panic!("no request for {other}"),
@@ -130,8 +154,20 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
 
 /// What the matrix says: `Ok(status)` when allowed, `Err((status, code))` when not.
 fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
-    let admin_only = matches!(op, "deleteVideo" | "cancelJob" | "createCheckoutSession" | "createPortalSession")
-        || op.contains("Webhook");
+    let admin_only = matches!(
+        op,
+        "deleteVideo"
+            | "cancelJob"
+            | "createCheckoutSession"
+            | "createPortalSession"
+            | "authorizeConnection"
+            | "connectionCallback"
+            | "deleteConnection"
+    ) || op.contains("Webhook");
+    // No authorisation was started: the state is unknown.
+    if op == "connectionCallback" && caller != Caller::Member {
+        return Err((400, "oauth_state_invalid"));
+    }
     // Billing is the caller's own organisation's; this server has no Stripe
     // (the billing tests run checkout against the fake).
     if matches!(op, "createCheckoutSession" | "createPortalSession") && caller != Caller::Member {
@@ -148,7 +184,15 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
         // Another organisation's ids do not exist for it; what it does in
         // its own organisation (create an upload, list its videos) works.
         Caller::Outsider => match op {
-            "createUpload" | "listVideos" | "listEvents" | "createWebhook" | "listWebhooks" | "getBilling" => Ok(ok),
+            "createUpload"
+            | "listVideos"
+            | "listEvents"
+            | "createWebhook"
+            | "listWebhooks"
+            | "getBilling"
+            | "listConnections"
+            | "authorizeConnection" => Ok(ok),
+            "getConnection" | "deleteConnection" => Err((404, "connection_not_found")),
             "completeUpload" | "abortUpload" => Err((404, "upload_not_found")),
             "getShort" | "getRecipe" | "putRecipe" => Err((404, "short_not_found")),
             "getJob" | "cancelJob" => Err((404, "job_not_found")),
@@ -160,7 +204,8 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
 
 #[sqlx::test(migrations = false)]
 async fn every_operation_follows_the_role_matrix(pool: PgPool) {
-    let app = spawn_app(pool.clone(), Options::default()).await;
+    let youtube = videdit_publish::fake::FakeYouTube::start().await;
+    let app = spawn_app(pool.clone(), Options { youtube: Some(youtube.config()), ..Options::default() }).await;
     let admin = token("user_admin", Some(("org_team", "org:admin")));
     let member = token("user_member", Some(("org_team", "org:member")));
     let outsider = token("user_outsider", Some(("org_other", "org:admin")));

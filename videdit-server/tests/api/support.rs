@@ -56,6 +56,8 @@ pub struct Options {
     pub billing: videdit_service::billing::Billing,
     /// Stripe (default: billing off).
     pub stripe: Option<videdit_server::settings::StripeSettings>,
+    /// YouTube (default: not configured).
+    pub youtube: Option<videdit_publish::youtube::YouTubeConfig>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             webhook_policy: videdit_webhooks::UrlPolicy::DEV,
             billing: videdit_service::billing::Billing::unlimited(),
             stripe: None,
+            youtube: None,
         }
     }
 }
@@ -177,6 +180,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         payments: payments.clone(),
         stripe_webhook,
         stripe_publishable_key: options.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
+        youtube: options.youtube.map(|c| Arc::new(videdit_publish::youtube::YouTube::new(c).unwrap())),
         pool: app_pool,
         storage: storage.clone(),
         local,

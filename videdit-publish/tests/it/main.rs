@@ -1,0 +1,6 @@
+//! Integration tests: the clients against the fake over real HTTP on loopback.
+
+mod api;
+mod oauth;
+mod support;
+mod upload;
