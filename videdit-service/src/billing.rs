@@ -427,19 +427,8 @@ pub async fn check_upload(
             format!("{size} bytes is over the {name} plan's upload limit of {max} bytes{more}"),
         ));
     }
-    if let (Some(max), Some(d)) = (plan.max_source_seconds, duration)
-        && d > f64::from(max)
-    {
-        let more = offer(
-            billing,
-            plan,
-            |p| p.max_source_seconds.is_none_or(|m| f64::from(m) >= d),
-            |p| p.max_source_seconds.map_or("sources of any length".into(), |m| format!("sources up to {m} s")),
-        );
-        return Err(Error::new(
-            ErrorCode::PlanLimitExceeded,
-            format!("a {d:.0} s source is over the {name} plan's limit of {max} s{more}"),
-        ));
+    if let Some(e) = duration.and_then(|d| too_long(billing, plan, d)) {
+        return Err(e);
     }
     if let Some(max) = plan.max_stored_bytes {
         let stored: i64 =
@@ -474,6 +463,25 @@ pub async fn check_upload(
         }
     }
     Ok(())
+}
+
+/// `plan_limit_exceeded` when a source of `duration` seconds is longer
+/// than the plan allows (declared at upload, probed at ingest).
+fn too_long(billing: &Billing, plan: &Plan, duration: f64) -> Option<Error> {
+    let max = plan.max_source_seconds?;
+    if duration <= f64::from(max) {
+        return None;
+    }
+    let more = offer(
+        billing,
+        plan,
+        |p| p.max_source_seconds.is_none_or(|m| f64::from(m) >= duration),
+        |p| p.max_source_seconds.map_or("sources of any length".into(), |m| format!("sources up to {m} s")),
+    );
+    Some(Error::new(
+        ErrorCode::PlanLimitExceeded,
+        format!("a {duration:.0} s source is over the {} plan's limit of {max} s{more}", plan.display_name()),
+    ))
 }
 
 fn bytes_limit(max: Option<u64>) -> String {
@@ -567,19 +575,8 @@ pub(crate) async fn reserve(
         return Ok(Reservation::Held);
     }
     let (plan, _) = effective(billing, &acct, now);
-    if let Some(max) = plan.max_source_seconds
-        && duration > f64::from(max)
-    {
-        let more = offer(
-            billing,
-            plan,
-            |p| p.max_source_seconds.is_none_or(|m| f64::from(m) >= duration),
-            |p| p.max_source_seconds.map_or("sources of any length".into(), |m| format!("sources up to {m} s")),
-        );
-        return Ok(Reservation::Refused(Error::new(
-            ErrorCode::PlanLimitExceeded,
-            format!("a {duration:.0} s source is over the {} plan's limit of {max} s{more}", plan.display_name()),
-        )));
+    if let Some(e) = too_long(billing, plan, duration) {
+        return Ok(Reservation::Refused(e));
     }
     let seconds = seconds_of(duration);
     if let Some(m) = plan.minutes_per_period {

@@ -249,7 +249,11 @@ pub async fn get(pool: &PgPool, org: OrgId, id: uuid::Uuid) -> Result<Connection
         .bind(id)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::ConnectionNotFound, format!("connection {id} not found")))
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: uuid::Uuid) -> Error {
+    Error::new(ErrorCode::ConnectionNotFound, format!("connection {id} not found"))
 }
 
 #[derive(sqlx::FromRow)]
@@ -267,7 +271,7 @@ async fn sealed_tokens(pool: &PgPool, org: OrgId, id: uuid::Uuid) -> Result<Seal
     .bind(id)
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| Error::new(ErrorCode::ConnectionNotFound, format!("connection {id} not found")))
+    .ok_or_else(|| not_found(id))
 }
 
 fn opened(keyring: &Keyring, sealed: &str, context: &str) -> Result<Secret<String>> {
