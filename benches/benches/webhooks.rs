@@ -82,6 +82,7 @@ async fn main() {
             keyring: keyring.clone(),
             billing: std::sync::Arc::new(videdit_service::billing::Billing::unlimited()),
             payments: None,
+            youtube: None,
         },
     )
     .unwrap();

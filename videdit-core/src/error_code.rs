@@ -120,6 +120,8 @@ error_codes! {
     ObjectNotFound => ("object_not_found", 404, false),
     /// No such route or resource.
     NotFound => ("not_found", 404, false),
+    /// No such publication in this organisation.
+    PublicationNotFound => ("publication_not_found", 404, false),
     // --- media ---
     /// The file is not a media file we can read.
     InvalidMedia => ("invalid_media", 422, false),
@@ -152,6 +154,18 @@ error_codes! {
     PlatformNotConfigured => ("platform_not_configured", 501, false),
     /// The platform failed or did not answer in time.
     PlatformUnavailable => ("platform_unavailable", 503, true),
+    /// The short is longer (or shorter) than the platform allows.
+    PlatformRuleDuration => ("platform_rule_duration", 422, false),
+    /// The short's shape is not one the platform takes (YouTube Shorts: vertical or square).
+    PlatformRuleAspect => ("platform_rule_aspect", 422, false),
+    /// The title is empty, too long, or has characters the platform refuses.
+    PlatformRuleTitle => ("platform_rule_title", 422, false),
+    /// The description is too long or has characters the platform refuses.
+    PlatformRuleDescription => ("platform_rule_description", 422, false),
+    /// The tags together are too long.
+    PlatformRuleTags => ("platform_rule_tags", 422, false),
+    /// The file is empty or larger than the platform takes.
+    PlatformRuleSize => ("platform_rule_size", 422, false),
     /// The payment provider (Stripe) failed or did not answer in time.
     PaymentProviderUnavailable => ("payment_provider_unavailable", 503, true),
     /// Too many requests; slow down.

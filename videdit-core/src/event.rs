@@ -42,6 +42,14 @@ stable_names! {
         BillingQuotaExceeded => "billing.quota_exceeded",
         /// A subscription payment failed; the grace period started.
         BillingPaymentFailed => "billing.payment_failed",
+        /// A short was scheduled for publication to a connected account (or rescheduled).
+        PublicationScheduled => "publication.scheduled",
+        /// A publication is on the platform: its id and URL (and, for a scheduled YouTube post, when it goes public).
+        PublicationPublished => "publication.published",
+        /// A publication failed for good: the platform's code and its own message.
+        PublicationFailed => "publication.failed",
+        /// A publication was canceled before anything was uploaded.
+        PublicationCanceled => "publication.canceled",
     }
 }
 

@@ -21,7 +21,7 @@ stable_names! {
         Delete => "delete",
         /// Abort and remove uploads that were never completed.
         CleanupUploads => "cleanup_uploads",
-        /// Publish a short to a social platform (reserved; not built yet).
+        /// Publish a short to a connected platform account (one job per publication).
         Publish => "publish",
         /// Deliver one event to one webhook endpoint.
         DeliverWebhook => "deliver_webhook",

@@ -60,7 +60,9 @@ pub use error::{Error, JobError, Result};
 pub use fairness::{Fairness, set_group_limit};
 pub use job::{DEFAULT_QUEUE, Job, JobSpec, JobState};
 pub use metrics::Metrics;
-pub use queue::{CancelOutcome, FailOutcome, Heartbeat, Swept, cancel, claim, enqueue, enqueue_many, sweep};
+pub use queue::{
+    CancelOutcome, FailOutcome, Heartbeat, Swept, cancel, claim, enqueue, enqueue_many, reschedule, sweep,
+};
 pub use retry::RetryPolicy;
 pub use worker::{JobContext, Outcome, Processed, Worker, WorkerConfig};
 

@@ -610,6 +610,21 @@ pub async fn cancel(db: impl PgExecutor<'_>, id: uuid::Uuid) -> Result<CancelOut
     })
 }
 
+/// Moves a waiting job to run at `run_at` instead (a rescheduled post).
+/// Returns whether a waiting job with that id was found; a running or
+/// finished one is left alone.
+///
+/// # Errors
+/// Database failures.
+pub async fn reschedule(db: impl PgExecutor<'_>, id: uuid::Uuid, run_at: OffsetDateTime) -> Result<bool> {
+    let moved = sqlx::query("UPDATE videdit_queue.jobs SET run_at = $2 WHERE id = $1 AND state = 'available'")
+        .bind(id)
+        .bind(run_at)
+        .execute(db)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Swept {

@@ -200,6 +200,10 @@ async fn run_worker(
         keyring: server.keyring.clone(),
         billing: server.billing.clone(),
         payments: videdit_server::billing::from_settings(server.stripe.as_ref())?.0,
+        youtube: match server.youtube.clone() {
+            Some(cfg) => Some(Arc::new(videdit_publish::youtube::YouTube::new(cfg)?)),
+            None => None,
+        },
     };
     let worker = worker::build(pool.clone(), worker::config(config, &server.billing), deps)?;
     let metrics = worker.metrics();

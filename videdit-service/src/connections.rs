@@ -243,11 +243,11 @@ pub async fn list(pool: &PgPool, org: OrgId) -> Result<Vec<Connection>> {
 ///
 /// # Errors
 /// `connection_not_found` (also another organisation's).
-pub async fn get(pool: &PgPool, org: OrgId, id: uuid::Uuid) -> Result<Connection> {
+pub async fn get(db: impl sqlx::PgExecutor<'_>, org: OrgId, id: uuid::Uuid) -> Result<Connection> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM videdit.connections WHERE org_id = $1 AND id = $2"))
         .bind(org.as_uuid())
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?
         .ok_or_else(|| not_found(id))
 }

@@ -22,6 +22,7 @@
 //! | [`events`] | record and list domain events |
 //! | [`webhooks`] | endpoints, deliveries, one delivery attempt |
 //! | [`connections`] | connected platform accounts: OAuth with PKCE, sealed tokens, refresh, disconnect |
+//! | [`publications`] | schedule a short to a connected account; cancel, reschedule; the `publish` job (rules, resumable upload, processing) |
 //! | [`billing`] | plans, the usage ledger (reserve, commit, release), Stripe events, checkout and portal |
 //!
 //! ```no_run
@@ -40,6 +41,7 @@ mod error;
 pub mod events;
 pub mod failures;
 pub mod jobs;
+pub mod publications;
 pub mod recipes;
 pub mod renders;
 pub mod stages;

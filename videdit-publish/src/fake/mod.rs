@@ -214,9 +214,10 @@ impl FakeYouTube {
     }
 
     /// The next chunk `PUT` is answered with `status` (for example 503) in
-    /// Google's error shape, and nothing of it is stored.
+    /// Google's error shape, and nothing of it is stored. Calls queue up:
+    /// called `n` times, the next `n` chunks fail.
     pub fn fail_next_chunk(&self, status: u16) {
-        self.lock().faults.fail_next_chunk = Some(status);
+        self.lock().faults.fail_next_chunk.push_back(status);
     }
 
     /// Every access token issued so far stops working (401 `authError`);
@@ -300,7 +301,7 @@ impl FakeYouTube {
 #[derive(Default)]
 struct Faults {
     drop_after: Option<u64>,
-    fail_next_chunk: Option<u16>,
+    fail_next_chunk: std::collections::VecDeque<u16>,
     quota: bool,
     force_private: bool,
 }

@@ -485,7 +485,7 @@ fn put_upload(s: &mut State, head: &Head, body: &[u8]) -> Response {
         return r;
     }
     let force_private = s.faults.force_private;
-    let fail = if body.is_empty() { None } else { s.faults.fail_next_chunk.take() };
+    let fail = if body.is_empty() { None } else { s.faults.fail_next_chunk.pop_front() };
     let seq = s.next_seq();
     let channel_id = s.channel_id.clone();
     let Some(session) = session_of(s, head) else {

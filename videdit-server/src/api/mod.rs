@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod idempotency;
 mod jobs;
+mod publications;
 mod recipes;
 mod uploads;
 mod videos;
@@ -43,6 +44,8 @@ pub enum ApiTags {
     Billing,
     /// Connected platform accounts (publishing).
     Connections,
+    /// Shorts published to connected accounts, now or on a schedule.
+    Publications,
 }
 
 /// Declares the operation groups once: the `Api` type and its constructor.
@@ -68,6 +71,7 @@ operation_groups!(
     webhooks::WebhooksApi,
     billing::BillingApi,
     connections::ConnectionsApi,
+    publications::PublicationsApi,
 );
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

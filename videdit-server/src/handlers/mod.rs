@@ -16,6 +16,7 @@ use videdit_core::storage::Storage;
 use videdit_core::{DeliveryId, JobKind, OrgId};
 use videdit_queue::{JobContext, JobError, JobSpec, Outcome, RetryPolicy, Worker, WorkerConfig};
 use videdit_service::jobs::{MAINTENANCE_QUEUE, MEDIA_QUEUE, VideoJob, WEBHOOK_QUEUE};
+use videdit_service::publications::{self, PUBLISH_QUEUE, Publisher};
 use videdit_service::{Error, uploads, videos, webhooks};
 use videdit_webhooks::Sender;
 
@@ -41,6 +42,9 @@ pub struct Deps {
     pub billing: Arc<videdit_service::billing::Billing>,
     /// Stripe, for meter reports; `None`: usage is not reported.
     pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
+    /// The YouTube client, for publish jobs; `None`: publications to
+    /// YouTube fail with `platform_not_configured`.
+    pub youtube: Option<Arc<videdit_publish::youtube::YouTube>>,
 }
 
 /// Builds the worker with every handler registered.
@@ -65,6 +69,9 @@ pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_qu
     handler!(worker, JobKind::DeliverWebhook, Duration::from_secs(60), RetryPolicy::default(), deliver);
     handler!(worker, JobKind::ReportUsage, Duration::from_secs(60), RetryPolicy::default(), report_usage);
     handler!(worker, JobKind::BillingGraceEnded, Duration::from_secs(60), RetryPolicy::default(), grace_ended);
+    // An upload of a short is minutes at worst; processing is followed by
+    // snoozing, so one run never waits for the platform.
+    handler!(worker, JobKind::Publish, Duration::from_secs(1800), RetryPolicy::default(), publish);
     if let Some(media) = deps.media.clone() {
         let storage = deps.storage.clone();
         // Timeouts are generous ceilings (ffmpeg runs have their own
@@ -90,7 +97,7 @@ pub fn build(pool: sqlx::PgPool, config: WorkerConfig, deps: Deps) -> videdit_qu
 #[must_use]
 pub fn config(core: &videdit_core::config::Config, billing: &videdit_service::billing::Billing) -> WorkerConfig {
     WorkerConfig {
-        queues: vec![MEDIA_QUEUE.into(), MAINTENANCE_QUEUE.into(), WEBHOOK_QUEUE.into()],
+        queues: vec![MEDIA_QUEUE.into(), MAINTENANCE_QUEUE.into(), WEBHOOK_QUEUE.into(), PUBLISH_QUEUE.into()],
         concurrency: usize::from(core.job_concurrency),
         poll_interval: core.poll_interval,
         // One organisation's backlog cannot starve another's jobs: claims
@@ -134,6 +141,14 @@ async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     schedule_cleanup(&mut tx, OffsetDateTime::now_utc() + CLEANUP_EVERY).await.map_err(JobError::from)?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Outcome::CompletedInTransaction)
+}
+
+/// One run of a publication's job: the rules, the upload (resumed where
+/// the platform stopped), then processing (see `videdit_service::publications`).
+async fn publish(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
+    let publisher =
+        Publisher { storage: deps.storage.as_ref(), keyring: &deps.keyring, youtube: deps.youtube.as_deref() };
+    publications::run(&ctx, publisher).await
 }
 
 #[derive(serde::Deserialize)]

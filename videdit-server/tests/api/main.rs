@@ -9,6 +9,7 @@ mod jobs;
 mod openapi;
 mod ops;
 mod pipeline;
+mod publications;
 mod recipes;
 mod roles;
 mod seed;

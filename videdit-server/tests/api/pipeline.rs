@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use videdit_media::process::{Ffmpeg, file_arg};
-use videdit_media::testing::{SLEEP, TalkSpec, make_talk, small_talk};
+use videdit_media::testing::{PRACTICE, SLEEP, TalkSpec, make_talk, small_talk};
 use videdit_server::handlers::{self as worker, MediaDeps};
 
 use crate::support::{Options, StorageKind, TestApp, assert_error, spawn_app, token};
@@ -34,7 +34,7 @@ fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
     let media = MediaDeps { billing: app.billing.clone(), ..media_deps() };
     let deps = app.worker_deps(Some(Arc::new(media)));
     let config = videdit_queue::WorkerConfig {
-        queues: vec!["media".into(), "maintenance".into(), "webhooks".into()],
+        queues: vec!["media".into(), "maintenance".into(), "webhooks".into(), "publish".into()],
         concurrency: 2,
         poll_interval: Duration::from_millis(200),
         ..Default::default()
@@ -321,6 +321,93 @@ async fn full_flow(pool: PgPool, options: Options) {
         let line = logs.lines().find(|l| l.contains(credential));
         assert!(line.is_none(), "a log line carries {credential}: {line:?}");
     }
+}
+
+/// Upload a generated talk → shorts ready → connect YouTube through the
+/// fake's OAuth → schedule two shorts → both published with their URLs,
+/// one after a disconnect mid-upload.
+#[sqlx::test(migrations = false)]
+async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool) {
+    let fake = videdit_publish::fake::FakeYouTube::start().await;
+    let app = spawn_app(pool.clone(), Options { youtube: Some(fake.config()), ..Options::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = TalkSpec::new(vec![SLEEP.into(), small_talk(0, 3), PRACTICE.into()]);
+    spec.size = Some((640, 360));
+    let talk = make_talk(&Ffmpeg::default(), &spec, &dir.path().join("talk.mp4")).await.unwrap();
+    let t = token("user_yt_pipe", Some(("org_yt_pipe", "org:admin")));
+    let video = upload(&app, &t, "talk.mp4", std::fs::read(&talk.path).unwrap()).await;
+    let _worker = start_worker(&pool, &app);
+    let v = settle(&app, &t, &video, Duration::from_secs(900)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let (_, shorts) = app.call("GET", &format!("/videos/{video}/shorts"), Some(&t), None).await;
+    let items = shorts["items"].as_array().unwrap_or_else(|| shorts.as_array().unwrap());
+    let ready: Vec<Value> = items.iter().filter(|s| s["status"] == "ready").take(2).cloned().collect();
+    assert_eq!(ready.len(), 2, "two shorts ready: {shorts}");
+
+    let connection = crate::connections::connect(&app, &t).await["id"].as_str().unwrap().to_owned();
+    // Due in five minutes: too near for YouTube's own schedule, so each
+    // goes out public when its job runs.
+    let at = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut ids = vec![];
+    for s in &ready {
+        let (status, p) = app
+            .call(
+                "POST",
+                &format!("/shorts/{}/publications", s["id"].as_str().unwrap()),
+                Some(&t),
+                Some(json!({"connectionId": connection, "privacy": "public", "scheduledAt": at, "tags": ["talk"]})),
+            )
+            .await;
+        assert_eq!((status, p["status"].as_str()), (201, Some("scheduled")), "{p}");
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    // The first chunk sent drops the connection halfway.
+    fake.drop_after_bytes(100 * 1024);
+    // Their time comes (driven through run_at, not by waiting).
+    sqlx::query("UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'publish'").execute(&pool).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let published = loop {
+        let mut done = vec![];
+        for id in &ids {
+            let (_, p) = app.call("GET", &format!("/publications/{id}"), Some(&t), None).await;
+            match p["status"].as_str().unwrap() {
+                "processing" => {
+                    fake.finish_processing(p["platformId"].as_str().unwrap());
+                    sqlx::query(
+                        "UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'publish' AND state = 'available'",
+                    )
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                }
+                "published" => done.push(p),
+                "failed" | "canceled" => panic!("{p}"),
+                _ => {}
+            }
+        }
+        if done.len() == ids.len() {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "not published in time: {done:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let videos = fake.videos();
+    assert_eq!(videos.len(), 2);
+    for (p, s) in published.iter().zip(&ready) {
+        let url = p["url"].as_str().unwrap();
+        assert!(url.starts_with("https://") && url.contains(p["platformId"].as_str().unwrap()), "{p}");
+        // The bytes YouTube holds are the short's, exactly.
+        let mp4 = app.client.get(s["videoUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        let held = videos.iter().find(|v| v.id == p["platformId"].as_str().unwrap()).unwrap();
+        assert_eq!(held.sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&mp4)));
+        assert_eq!(held.privacy_status, "public");
+    }
+    let sessions = fake.sessions();
+    assert!(sessions.iter().all(|s| s.accepted_bytes == s.total), "every byte stored once");
+    assert_eq!(sessions.len(), 2, "the dropped upload resumed its session");
+    assert!(sessions.iter().any(|s| s.received_bytes > s.accepted_bytes), "one upload was cut mid-chunk");
 }
 
 #[sqlx::test(migrations = false)]

@@ -10,7 +10,7 @@ use crate::support::{Options, TestApp, assert_error, spawn_app, token};
 
 /// Every operation of the API. The spec test checks this list against the
 /// generated spec, so a new operation cannot skip the matrix.
-pub const OPERATIONS: [&str; 34] = [
+pub const OPERATIONS: [&str; 39] = [
     "createUpload",
     "completeUpload",
     "abortUpload",
@@ -45,6 +45,11 @@ pub const OPERATIONS: [&str; 34] = [
     "authorizeConnection",
     "connectionCallback",
     "deleteConnection",
+    "createPublication",
+    "listPublications",
+    "getPublication",
+    "cancelPublication",
+    "reschedulePublication",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +73,8 @@ struct Fixture {
     delivery: String,
     /// A connected account (its sealed tokens are not real ones).
     connection: String,
+    /// A publication of the short to it, scheduled tomorrow.
+    publication: String,
 }
 
 async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
@@ -95,7 +102,24 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
     .execute(pool)
     .await
     .unwrap();
+    let publication = videdit_service::publications::create(
+        pool,
+        ready.org,
+        None,
+        ready.short,
+        videdit_service::publications::NewPublication {
+            connection_id: connection,
+            title: None,
+            description: String::new(),
+            tags: vec![],
+            privacy: "public".into(),
+            scheduled_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+        },
+    )
+    .await
+    .unwrap();
     Fixture {
+        publication: publication.id.to_string(),
         connection: connection.to_string(),
         video: ready.video.to_string(),
         short: ready.short.to_string(),
@@ -146,6 +170,13 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
         "authorizeConnection" => ("GET", "/connections/youtube/authorize".into(), None),
         "connectionCallback" => ("GET", "/connections/youtube/callback?code=c&state=s".into(), None),
         "deleteConnection" => ("DELETE", format!("/connections/{}", f.connection), None),
+        "createPublication" => {
+            ("POST", format!("/shorts/{s}/publications"), Some(json!({"connectionId": f.connection})))
+        }
+        "listPublications" => ("GET", "/publications".into(), None),
+        "getPublication" => ("GET", format!("/publications/{}", f.publication), None),
+        "cancelPublication" => ("POST", format!("/publications/{}/cancel", f.publication), None),
+        "reschedulePublication" => ("POST", format!("/publications/{}/reschedule", f.publication), Some(json!({}))),
         "createCheckoutSession" => ("POST", "/billing/checkout".into(), Some(json!({"plan": "pro"}))),
         "createPortalSession" => ("POST", "/billing/portal".into(), None),
         other => panic!("no request for {other}"),
@@ -174,7 +205,7 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
         return Err((501, "billing_not_configured"));
     }
     let ok = match op {
-        "createUpload" | "createJob" | "createWebhook" => 201,
+        "createUpload" | "createJob" | "createWebhook" | "createPublication" => 201,
         _ => 200,
     };
     match caller {
@@ -191,10 +222,12 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
             | "listWebhooks"
             | "getBilling"
             | "listConnections"
+            | "listPublications"
             | "authorizeConnection" => Ok(ok),
+            "getPublication" | "cancelPublication" | "reschedulePublication" => Err((404, "publication_not_found")),
             "getConnection" | "deleteConnection" => Err((404, "connection_not_found")),
             "completeUpload" | "abortUpload" => Err((404, "upload_not_found")),
-            "getShort" | "getRecipe" | "putRecipe" => Err((404, "short_not_found")),
+            "getShort" | "getRecipe" | "putRecipe" | "createPublication" => Err((404, "short_not_found")),
             "getJob" | "cancelJob" => Err((404, "job_not_found")),
             op if op.contains("Webhook") => Err((404, "webhook_not_found")),
             _ => Err((404, "video_not_found")),
@@ -225,7 +258,7 @@ async fn every_operation_follows_the_role_matrix(pool: PgPool) {
                     }
                 }
             }
-            if caller == Caller::Outsider && matches!(op, "listEvents" | "listWebhooks") {
+            if caller == Caller::Outsider && matches!(op, "listEvents" | "listWebhooks" | "listPublications") {
                 assert!(!got.1.to_string().contains(&f.video), "{op}: the outsider sees the team's data: {}", got.1);
                 assert!(!got.1.to_string().contains(&f.webhook), "{op}: the outsider sees the team's data: {}", got.1);
             }

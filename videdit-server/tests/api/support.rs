@@ -30,6 +30,7 @@ pub struct TestApp {
     pub jwks: JwksState,
     pub billing: Arc<videdit_service::billing::Billing>,
     pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
+    pub youtube: Option<Arc<videdit_publish::youtube::YouTube>>,
     _dir: tempfile::TempDir,
 }
 
@@ -175,12 +176,13 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     };
     let billing = Arc::new(options.billing);
     let (payments, stripe_webhook) = videdit_server::billing::from_settings(options.stripe.as_ref()).unwrap();
+    let youtube = options.youtube.map(|c| Arc::new(videdit_publish::youtube::YouTube::new(c).unwrap()));
     let state = Arc::new(AppState {
         billing: billing.clone(),
         payments: payments.clone(),
         stripe_webhook,
         stripe_publishable_key: options.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
-        youtube: options.youtube.map(|c| Arc::new(videdit_publish::youtube::YouTube::new(c).unwrap())),
+        youtube: youtube.clone(),
         pool: app_pool,
         storage: storage.clone(),
         local,
@@ -204,6 +206,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         jwks: jwks_state,
         billing,
         payments,
+        youtube,
         _dir: dir,
     }
 }
@@ -271,6 +274,7 @@ impl TestApp {
             keyring: keyring(),
             billing: self.billing.clone(),
             payments: self.payments.clone(),
+            youtube: self.youtube.clone(),
         }
     }
 
