@@ -567,14 +567,23 @@ pub fn safe_input_args(input: &str) -> Vec<String> {
     } else {
         "file,pipe"
     };
-    vec![
-        "-protocol_whitelist".into(),
-        protocols.into(),
-        "-format_whitelist".into(),
-        ALLOWED_DEMUXERS.into(),
-        "-i".into(),
-        input.into(),
-    ]
+    let mut args: Vec<String> =
+        vec!["-protocol_whitelist".into(), protocols.into(), "-format_whitelist".into(), ALLOWED_DEMUXERS.into()];
+    if protocols.starts_with("http") {
+        // A dropped connection (a storage restart, a load balancer) is
+        // resumed with a ranged request: without it ffmpeg takes the cut as
+        // the end of the file and a pass reads only part of the source.
+        for (k, v) in [
+            ("-reconnect", "1"),
+            ("-reconnect_on_network_error", "1"),
+            ("-reconnect_on_http_error", "5xx"),
+            ("-reconnect_delay_max", "10"),
+        ] {
+            args.extend([k.to_owned(), v.to_owned()]);
+        }
+    }
+    args.extend(["-i".to_owned(), input.to_owned()]);
+    args
 }
 
 /// How long a pass over an upload whose probe found `probed_seconds` may
@@ -726,6 +735,10 @@ mod tests {
         assert!(!ALLOWED_DEMUXERS.split(',').any(|d| matches!(d, "hls" | "concat" | "dash" | "image2" | "tee")));
         let remote = safe_input_args("https://s3.example.com/x?sig=1");
         assert_eq!(remote[1], "http,https,tcp,tls,crypto");
+        // A dropped connection is resumed, not taken for the end of the file.
+        assert!(remote.windows(2).any(|w| w == ["-reconnect", "1"]), "{remote:?}");
+        assert!(!local.iter().any(|a| a.starts_with("-reconnect")), "{local:?}");
+        assert_eq!(&remote[remote.len() - 2..], ["-i", "https://s3.example.com/x?sig=1"]);
         assert_eq!(file_arg(Path::new("-i")), "file:-i");
     }
 }

@@ -174,3 +174,77 @@ async fn a_one_second_clip_renders_what_there_is() {
     let clip = generate(dir.path(), "one.mp4", &args, 1.0).await;
     renders_vertical(&clip, 1.0, Reframe::Fit).await;
 }
+
+/// Serves `bytes` over HTTP/1.1 with `Range` support; the first GET sends
+/// the headers for the whole body, half of it, and then drops the
+/// connection (a storage server restarting mid-read). Returns the URL and
+/// the number of GETs served.
+async fn flaky_http(bytes: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (bytes, count) = (std::sync::Arc::new(bytes), gets.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { continue };
+            let (bytes, count) = (bytes.clone(), count.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let from: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("range: bytes="))
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                let total = bytes.len();
+                let status = if from > 0 { "206 Partial Content" } else { "200 OK" };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: video/mp4\r\nAccept-Ranges: bytes\r\nContent-Length: {}\r\n\
+                     Content-Range: bytes {from}-{}/{total}\r\nConnection: close\r\n\r\n",
+                    total - from,
+                    total - 1
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+                let end = if n == 0 { total / 2 } else { total };
+                let _ = conn.write_all(&bytes[from..end]).await;
+                // The first answer ends here, mid-body: the connection is dropped.
+            });
+        }
+    });
+    (format!("http://{addr}/source.mp4?sig=x"), gets)
+}
+
+#[tokio::test]
+async fn a_read_whose_connection_drops_midway_is_resumed_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = generate(
+        dir.path(),
+        "tone.mp4",
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=20", "-c:a", "aac", "-movflags", "+faststart"],
+        20.0,
+    )
+    .await;
+    let (url, gets) = flaky_http(std::fs::read(&src).unwrap()).await;
+    let ffmpeg = Ffmpeg::default();
+    let mut reader =
+        videdit_media::audio::open(&ffmpeg, &url, Default::default(), 20.0, CancellationToken::new()).unwrap();
+    let mut samples = 0usize;
+    while let Some(chunk) = reader.next_chunk(16_000).await.unwrap() {
+        samples += chunk.len();
+    }
+    let seconds = samples as f64 / 16_000.0;
+    // Without reconnecting, ffmpeg takes the cut for the end and stops near 10 s.
+    assert!((seconds - 20.0).abs() < 0.2, "read {seconds:.2} s of 20");
+    assert!(gets.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the read was resumed with a second request");
+}

@@ -39,6 +39,40 @@ pub async fn migrate_all(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a starting process keeps trying to reach the database.
+pub const STARTUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Connects to the database and applies the migrations, trying again with
+/// backoff for up to [`STARTUP_PATIENCE`]: a process started while
+/// PostgreSQL restarts (a deploy, a failover) waits for it rather than
+/// exiting.
+///
+/// # Errors
+/// The last failure once the patience is spent.
+pub async fn connect_and_migrate(
+    url: &videdit_core::config::DatabaseUrl,
+    max_connections: u32,
+) -> anyhow::Result<sqlx::PgPool> {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            let pool = videdit_core::db::connect(url, max_connections).await?;
+            migrate_all(&pool).await?;
+            anyhow::Ok(pool)
+        };
+        match attempt.await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if started.elapsed() + wait < STARTUP_PATIENCE => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis(), "the database is not reachable yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -104,20 +104,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { settings } => {
             let Configuration { core: config, server } = settings.load(ConfigCommand::Worker)?;
             videdit_server::telemetry::init(config.environment);
-            let pool = videdit_core::db::connect(
+            let pool = videdit_server::connect_and_migrate(
                 config.database_url.as_ref().expect("validated"),
                 u32::from(config.job_concurrency) + 4,
             )
             .await?;
-            videdit_server::migrate_all(&pool).await?;
             let (storage, _) = app::open_storage(&config, &format!("http://{}", server.bind)).await?;
             run_worker(&config, &server, pool, storage, true).await
         }
         Command::Serve { with_worker, settings } => {
             let Configuration { core: config, server } = settings.load(ConfigCommand::Serve)?;
             videdit_server::telemetry::init(config.environment);
-            let pool = videdit_core::db::connect(config.database_url.as_ref().expect("validated"), 20).await?;
-            videdit_server::migrate_all(&pool).await?;
+            let pool =
+                videdit_server::connect_and_migrate(config.database_url.as_ref().expect("validated"), 20).await?;
             let public = format!("http://{}", server.bind);
             let (storage, local) = app::open_storage(&config, &public).await?;
             let auth = match server.auth.clone().expect("validated for serve") {
@@ -207,9 +206,20 @@ async fn run_worker(
     };
     let worker = worker::build(pool.clone(), worker::config(config, &server.billing), deps)?;
     let metrics = worker.metrics();
-    let mut conn = pool.acquire().await?;
-    worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await?;
-    drop(conn);
+    // The first cleanup, as soon as the database answers.
+    let first = pool.clone();
+    tokio::spawn(async move {
+        for wait in [1u64, 2, 4, 8, 16, 30, 60] {
+            match first.acquire().await {
+                Ok(mut conn) => match worker::schedule_cleanup(&mut conn, time::OffsetDateTime::now_utc()).await {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(error = %e, "scheduling the first cleanup failed; trying again"),
+                },
+                Err(e) => tracing::warn!(error = %e, "scheduling the first cleanup failed; trying again"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+    });
     if health {
         let addr = server.health_addr;
         let route = videdit_server::health::worker_routes(metrics, server.metrics_token.clone());
