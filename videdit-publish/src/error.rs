@@ -137,6 +137,39 @@ pub enum PublishError {
         /// What was wrong with it.
         message: String,
     },
+    /// The creator's account does not allow what the post asks for (a
+    /// privacy level not offered, comments, duets or stitches turned off,
+    /// a video longer than the account may post); nothing was sent.
+    #[error("{message}")]
+    NotAllowed {
+        /// Which option: `privacy_level`, `comments`, `duet`, `stitch`, `duration`.
+        option: &'static str,
+        /// The value asked and what is allowed.
+        message: String,
+    },
+    /// The platform has not audited this app: it may post only privately
+    /// (TikTok: `SELF_ONLY`, to a private account, 5 users a day).
+    #[error("unaudited app: {message}")]
+    UnauditedClient {
+        /// The platform's own message.
+        message: String,
+    },
+    /// The account or the app reached the platform's posting cap for now
+    /// (TikTok `spam_risk_too_many_posts`, `reached_active_user_cap`).
+    #[error("posting limit reached: {message}")]
+    PostingLimit {
+        /// The platform's own message.
+        message: String,
+        /// When to try again: the cap is over a rolling day.
+        retry_at: OffsetDateTime,
+    },
+    /// The platform took the upload but did not publish it (TikTok `FAILED`
+    /// with its `fail_reason`).
+    #[error("the platform did not publish the video: {reason}")]
+    ProcessingFailed {
+        /// The platform's reason, as sent (`duration_check_failed`, …).
+        reason: String,
+    },
     /// Reading the short's bytes failed.
     #[error("reading the video bytes failed: {source}")]
     Source {
@@ -165,6 +198,10 @@ impl PublishError {
             PublishError::Unavailable { .. } => "platform_unavailable",
             PublishError::InvalidResponse { .. } => "platform_invalid_response",
             PublishError::Source { .. } => "source_unavailable",
+            PublishError::NotAllowed { .. } => "platform_option_not_allowed",
+            PublishError::UnauditedClient { .. } => "platform_unaudited_client",
+            PublishError::PostingLimit { .. } => "platform_posting_limit",
+            PublishError::ProcessingFailed { .. } => "platform_processing_failed",
         }
     }
 
@@ -182,7 +219,10 @@ impl PublishError {
             | PublishError::Rejected { message, .. }
             | PublishError::UploadSessionExpired { message }
             | PublishError::Unavailable { message, .. }
-            | PublishError::InvalidResponse { message } => message.clone(),
+            | PublishError::InvalidResponse { message }
+            | PublishError::NotAllowed { message, .. }
+            | PublishError::UnauditedClient { message }
+            | PublishError::PostingLimit { message, .. } => message.clone(),
             other => other.to_string(),
         }
     }
@@ -197,6 +237,7 @@ impl PublishError {
             self,
             PublishError::QuotaExceeded { .. }
                 | PublishError::UploadLimitExceeded { .. }
+                | PublishError::PostingLimit { .. }
                 | PublishError::RateLimited { .. }
                 | PublishError::UploadSessionExpired { .. }
                 | PublishError::Unavailable { .. }
@@ -208,9 +249,9 @@ impl PublishError {
     #[must_use]
     pub fn retry_at(&self) -> Option<OffsetDateTime> {
         match self {
-            PublishError::QuotaExceeded { retry_at, .. } | PublishError::UploadLimitExceeded { retry_at, .. } => {
-                Some(*retry_at)
-            }
+            PublishError::QuotaExceeded { retry_at, .. }
+            | PublishError::UploadLimitExceeded { retry_at, .. }
+            | PublishError::PostingLimit { retry_at, .. } => Some(*retry_at),
             PublishError::RateLimited { retry_at, .. } => *retry_at,
             _ => None,
         }

@@ -53,6 +53,8 @@ pub mod oauth;
 mod pacific;
 mod retry;
 mod source;
+pub mod tiktok;
+mod wire;
 pub mod youtube;
 
 #[cfg(feature = "fake")]

@@ -77,6 +77,27 @@ pub(crate) trait App: Send + Sync + 'static {
     fn dropped(&self, head: &Head, partial: Vec<u8>);
 }
 
+/// Serves `app` on `127.0.0.1:0` until the returned task is aborted.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub(crate) async fn serve(app: std::sync::Arc<dyn App>) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve_connection(stream, app).await {
+                    tracing::debug!(error = %e, "fake connection ended");
+                }
+            });
+        }
+    });
+    (addr, accept)
+}
+
 /// Serves one connection, request after request (keep-alive).
 pub(crate) async fn serve_connection(stream: TcpStream, app: std::sync::Arc<dyn App>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
@@ -184,6 +205,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        206 => "Partial Content",
         302 => "Found",
         308 => "Resume Incomplete",
         400 => "Bad Request",
@@ -193,6 +215,8 @@ fn reason(status: u16) -> &'static str {
         410 => "Gone",
         411 => "Length Required",
         413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",

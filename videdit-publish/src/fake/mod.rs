@@ -22,6 +22,9 @@
 
 mod http;
 mod routes;
+mod tiktok;
+
+pub use tiktok::{FakeTikTok, FakeTikTokPost};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,7 +34,6 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::Sha256;
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 use url::Url;
 use videdit_core::secret::Secret;
 
@@ -121,21 +123,10 @@ impl FakeYouTube {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local address");
-        let state = Arc::new(Mutex::new(State::new(format!("http://{addr}"))));
+        let state = Arc::new(Mutex::new(State::new(String::new())));
         let app: Arc<dyn http::App> = Arc::new(routes::Google { state: state.clone() });
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let app = app.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = http::serve_connection(stream, app).await {
-                        tracing::debug!(error = %e, "fake connection ended");
-                    }
-                });
-            }
-        });
+        let (addr, accept) = http::serve(app).await;
+        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).base = format!("http://{addr}");
         Self { addr, state, accept }
     }
 

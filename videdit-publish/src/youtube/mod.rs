@@ -22,6 +22,7 @@ pub use rules::{
 pub use upload::{UploadProgress, UploadSession, UploadedVideo};
 
 use crate::oauth::{TokenResponse, Tokens, token_error};
+use crate::wire::{FORM, bearer, form, parse_json};
 use crate::{PublishError, RetryPolicy};
 use api_error::api_error;
 
@@ -189,15 +190,7 @@ impl YouTube {
                 message: format!("chunk_size must be a positive multiple of 262144 bytes, not {}", cfg.chunk_size),
             });
         }
-        if cfg.min_upload_rate == 0 {
-            return Err(PublishError::InvalidRequest { message: "min_upload_rate must be positive".to_owned() });
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.timeout)
-            // A resumable upload's 308 is "resume incomplete", not a redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PublishError::InvalidRequest { message: format!("HTTP client: {e}") })?;
+        let http = crate::wire::http_client(cfg.timeout, cfg.min_upload_rate)?;
         Ok(Self { cfg, http })
     }
 
@@ -409,31 +402,8 @@ impl YouTube {
         timeout: Duration,
         what: &'static str,
     ) -> Result<(StatusCode, HeaderMap, Bytes), PublishError> {
-        let resp = req.timeout(timeout).send().await.map_err(|e| {
-            let e = PublishError::transport(e);
-            tracing::debug!(request = what, error = %e, "request failed");
-            e
-        })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(PublishError::transport)?;
-        tracing::debug!(request = what, status = status.as_u16(), "answered");
-        Ok((status, headers, body))
+        crate::wire::send(req, timeout, what).await
     }
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-
-fn form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-fn bearer(token: &Secret<String>) -> String {
-    format!("Bearer {}", token.expose())
 }
 
 /// `base` + `path` (keeping a path prefix of `base`) + query.
@@ -446,10 +416,6 @@ fn join(base: &Url, path: &str, query: &[(&str, &str)]) -> Url {
         url.query_pairs_mut().extend_pairs(query);
     }
     url
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, PublishError> {
-    serde_json::from_slice(body).map_err(|e| PublishError::InvalidResponse { message: format!("{what}: {e}") })
 }
 
 #[cfg(test)]

@@ -11,12 +11,9 @@
 //!    */TOTAL` asks the same question, and the upload goes on from there.
 
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, LOCATION, RANGE};
 use serde::Deserialize;
@@ -27,7 +24,8 @@ use videdit_core::secret::Secret;
 use super::api_error::api_error;
 use super::{Privacy, VideoMeta, YouTube, bearer, join, metadata_violations, parse_json};
 use crate::PublishError;
-use crate::source::{ByteSource, ByteStream};
+use crate::source::ByteSource;
+use crate::wire::{Reader, chunk_body};
 
 /// A resumable upload session. Store `uri` with the job: a retried job
 /// passes it to [`YouTube::resume`]. Google keeps a session about a week.
@@ -368,69 +366,6 @@ fn parse_video(body: &[u8]) -> Result<UploadedVideo, PublishError> {
         privacy_status: v.status.privacy_status,
         upload_status: v.status.upload_status,
         publish_at: v.status.publish_at,
-    })
-}
-
-/// The source's stream, kept open from one chunk to the next and reopened
-/// only when the server asks for bytes from elsewhere.
-#[derive(Default)]
-struct Reader {
-    stream: Option<ByteStream>,
-    position: u64,
-    pending: Bytes,
-    /// A read error, kept so that the upload reports it as such rather
-    /// than as the transport error it causes.
-    failure: Option<io::Error>,
-}
-
-impl Reader {
-    async fn seek(&mut self, source: &dyn ByteSource, offset: u64) -> io::Result<()> {
-        if self.stream.is_none() || self.position != offset {
-            self.stream = Some(source.open(offset).await?);
-            self.position = offset;
-            self.pending = Bytes::new();
-        }
-        Ok(())
-    }
-
-    async fn next(&mut self, max: u64) -> io::Result<Bytes> {
-        let stream = self.stream.as_mut().ok_or_else(|| io::Error::other("source not open"))?;
-        while self.pending.is_empty() {
-            match stream.next().await {
-                Some(Ok(bytes)) => self.pending = bytes,
-                Some(Err(e)) => return Err(e),
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the source ended at byte {}, before its length", self.position),
-                    ));
-                }
-            }
-        }
-        let n = usize::try_from(max).unwrap_or(usize::MAX).min(self.pending.len());
-        self.position += n as u64;
-        Ok(self.pending.split_to(n))
-    }
-}
-
-/// Exactly `len` bytes from the reader, as a request body.
-fn chunk_body(reader: Arc<Mutex<Reader>>, len: u64) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold((reader, len), |(reader, remaining)| async move {
-        if remaining == 0 {
-            return None;
-        }
-        let read = reader.lock().await.next(remaining).await;
-        match read {
-            Ok(bytes) => {
-                let left = remaining - bytes.len() as u64;
-                Some((Ok(bytes), (reader, left)))
-            }
-            Err(e) => {
-                let for_body = io::Error::new(e.kind(), e.to_string());
-                reader.lock().await.failure = Some(e);
-                Some((Err(for_body), (reader, 0)))
-            }
-        }
     })
 }
 

@@ -3,4 +3,5 @@
 mod api;
 mod oauth;
 mod support;
+mod tiktok;
 mod upload;
