@@ -4,7 +4,7 @@
 //! work the organisation's accounts exist for); connecting an account is
 //! an admin's.
 
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use time::OffsetDateTime;
@@ -12,11 +12,12 @@ use videdit_core::{ErrorCode, ShortId};
 use videdit_service::publications::{self, NewPublication, Publication};
 
 use super::error::{ApiError, ApiResult};
+use super::idempotency::idempotent;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Action;
 
 /// A publication of a short to a connected account.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 pub struct PublicationBody {
     /// Id.
@@ -104,7 +105,7 @@ impl From<Publication> for PublicationBody {
 }
 
 /// What to publish where, and when.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
 pub struct CreatePublication {
     /// The connected account (`GET /connections`).
@@ -170,25 +171,37 @@ impl PublicationsApi {
     /// title, description, tags and duration at once (`platform_rule_*`,
     /// 422), then schedules one publish job at `scheduledAt`. Size and
     /// shape are checked again when it runs; the upload is resumable, so
-    /// a failure midway resumes rather than starts over.
+    /// a failure midway resumes rather than starts over. Send an
+    /// `Idempotency-Key` header so that a retried request cannot post twice.
     #[oai(path = "/shorts/:id/publications", method = "post", operation_id = "createPublication")]
-    async fn create(&self, auth: BearerAuth, id: Path<String>, body: Json<CreatePublication>) -> ApiResult<Created> {
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        body: Json<CreatePublication>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+    ) -> ApiResult<Created> {
         let (p, state) = auth.may(Action::Process)?;
         let short = short_id(&id.0)?;
         let b = body.0;
-        let connection_id = b.connection_id.parse().map_err(|_| {
-            ApiError::new(ErrorCode::ConnectionNotFound, format!("connection {:?} not found", b.connection_id))
-        })?;
-        let new = NewPublication {
-            connection_id,
-            title: b.title,
-            description: b.description,
-            tags: b.tags,
-            privacy: b.privacy,
-            scheduled_at: b.scheduled_at,
-        };
-        let created = publications::create(&state.pool, p.org_id, Some(p.user_id), short, new).await?;
-        Ok(Created::Created(Json(created.into())))
+        let request = (&id.0, &b);
+        let created = idempotent(&state, p, idempotency_key.0.as_deref(), "createPublication", &request, async {
+            let connection_id = b.connection_id.parse().map_err(|_| {
+                ApiError::new(ErrorCode::ConnectionNotFound, format!("connection {:?} not found", b.connection_id))
+            })?;
+            let new = NewPublication {
+                connection_id,
+                title: b.title.clone(),
+                description: b.description.clone(),
+                tags: b.tags.clone(),
+                privacy: b.privacy.clone(),
+                scheduled_at: b.scheduled_at,
+            };
+            let created = publications::create(&state.pool, p.org_id, Some(p.user_id), short, new).await?;
+            Ok(PublicationBody::from(created))
+        })
+        .await?;
+        Ok(Created::Created(Json(created)))
     }
 
     /// List publications

@@ -408,3 +408,25 @@ async fn a_post_due_now_goes_out_as_asked_and_a_forced_private_one_says_so(pool:
     assert_eq!((p["status"].as_str(), p["platformPrivacy"].as_str()), (Some("published"), Some("private")), "{p}");
     assert!(p["notice"].as_str().unwrap().contains("private"), "{p}");
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_retried_request_with_its_idempotency_key_schedules_one_publication(pool: PgPool) {
+    let (app, _fake, admin, ready, _bytes, connection) = setup(&pool).await;
+    let path = format!("/shorts/{}/publications", ready.short);
+    let body = json!({"connectionId": connection});
+    let first = app.call_with("POST", &path, Some(&admin), Some(body.clone()), &[("Idempotency-Key", "pub-1")]).await;
+    let again = app.call_with("POST", &path, Some(&admin), Some(body), &[("Idempotency-Key", "pub-1")]).await;
+    assert_eq!((first.0, again.0), (201, 201), "{} {}", first.1, again.1);
+    assert_eq!(first.1["id"], again.1["id"]);
+    let (_, list) = app.call("GET", "/publications", Some(&admin), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM videdit_queue.jobs WHERE kind = 'publish'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    // The same key for another request is refused.
+    let other = json!({"connectionId": connection, "title": "Another"});
+    let reused = app.call_with("POST", &path, Some(&admin), Some(other), &[("Idempotency-Key", "pub-1")]).await;
+    assert_error(&reused, 422, "idempotency_key_reused");
+}
