@@ -18,6 +18,9 @@ pub enum Rule {
     Tags,
     /// Empty, or larger than the platform accepts.
     Size,
+    /// A container or codec the platform does not take (Instagram: MP4
+    /// with `moov` at the front, H.264 or HEVC, AAC).
+    Format,
 }
 
 impl Rule {
@@ -31,6 +34,7 @@ impl Rule {
             Rule::Description => "platform_rule_description",
             Rule::Tags => "platform_rule_tags",
             Rule::Size => "platform_rule_size",
+            Rule::Format => "platform_rule_format",
         }
     }
 }
@@ -170,6 +174,21 @@ pub enum PublishError {
         /// The platform's reason, as sent (`duration_check_failed`, …).
         reason: String,
     },
+    /// The platform could not fetch the video from the URL it was given
+    /// (Instagram 9004/2207052): the storage is not reachable from the
+    /// internet, or the presigned URL expired.
+    #[error("the platform could not fetch the video: {message}")]
+    MediaUnreachable {
+        /// The platform's own message.
+        message: String,
+    },
+    /// The account is not one the platform publishes for (Instagram: a
+    /// personal account; only business and creator accounts can).
+    #[error("{message}")]
+    NotProfessional {
+        /// What the account is and what it must be.
+        message: String,
+    },
     /// Reading the short's bytes failed.
     #[error("reading the video bytes failed: {source}")]
     Source {
@@ -202,6 +221,8 @@ impl PublishError {
             PublishError::UnauditedClient { .. } => "platform_unaudited_client",
             PublishError::PostingLimit { .. } => "platform_posting_limit",
             PublishError::ProcessingFailed { .. } => "platform_processing_failed",
+            PublishError::MediaUnreachable { .. } => "platform_media_unreachable",
+            PublishError::NotProfessional { .. } => "platform_account_not_professional",
         }
     }
 
@@ -222,6 +243,8 @@ impl PublishError {
             | PublishError::InvalidResponse { message }
             | PublishError::NotAllowed { message, .. }
             | PublishError::UnauditedClient { message }
+            | PublishError::MediaUnreachable { message }
+            | PublishError::NotProfessional { message }
             | PublishError::PostingLimit { message, .. } => message.clone(),
             other => other.to_string(),
         }

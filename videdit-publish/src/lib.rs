@@ -49,6 +49,8 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod instagram;
+pub mod mp4;
 pub mod oauth;
 mod pacific;
 mod retry;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::Mutex;
+use url::Url;
 use videdit_core::secret::Secret;
 
 use crate::PublishError;
@@ -49,6 +50,18 @@ pub(crate) async fn send(
     let body = resp.bytes().await.map_err(PublishError::transport)?;
     tracing::debug!(request = what, status = status.as_u16(), "answered");
     Ok((status, headers, body))
+}
+
+/// `base` + `path` (keeping a path prefix of `base`) + query.
+pub(crate) fn join(base: &Url, path: &str, query: &[(&str, &str)]) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(None);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
 }
 
 /// An `application/x-www-form-urlencoded` body.

@@ -21,9 +21,11 @@
 //! ```
 
 mod http;
+mod instagram;
 mod routes;
 mod tiktok;
 
+pub use instagram::{FakeContainer, FakeInstagram};
 pub use tiktok::{FakeTikTok, FakeTikTokPost};
 
 use std::collections::HashMap;

@@ -430,10 +430,7 @@ impl TikTok {
     }
 
     fn api(&self, path: &str) -> Url {
-        let mut url = self.cfg.api_base.clone();
-        let prefix = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{prefix}{path}"));
-        url
+        crate::wire::join(&self.cfg.api_base, path, &[])
     }
 
     /// The consent page: the account's name, and the scope of `mode`.

@@ -22,7 +22,7 @@ pub use rules::{
 pub use upload::{UploadProgress, UploadSession, UploadedVideo};
 
 use crate::oauth::{TokenResponse, Tokens, token_error};
-use crate::wire::{FORM, bearer, form, parse_json};
+use crate::wire::{FORM, bearer, form, join, parse_json};
 use crate::{PublishError, RetryPolicy};
 use api_error::api_error;
 
@@ -404,18 +404,6 @@ impl YouTube {
     ) -> Result<(StatusCode, HeaderMap, Bytes), PublishError> {
         crate::wire::send(req, timeout, what).await
     }
-}
-
-/// `base` + `path` (keeping a path prefix of `base`) + query.
-fn join(base: &Url, path: &str, query: &[(&str, &str)]) -> Url {
-    let mut url = base.clone();
-    let prefix = base.path().trim_end_matches('/');
-    url.set_path(&format!("{prefix}{path}"));
-    url.set_query(None);
-    if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(query);
-    }
-    url
 }
 
 #[cfg(test)]
