@@ -104,7 +104,7 @@ async fn main() {
         payments: None,
         stripe_webhook: None,
         stripe_publishable_key: None,
-        youtube: None,
+        platforms: Default::default(),
         pool: pool.clone(),
         storage: Arc::new(local.clone()),
         local: Some(local),

@@ -82,7 +82,8 @@ async fn main() {
             keyring: keyring.clone(),
             billing: std::sync::Arc::new(videdit_service::billing::Billing::unlimited()),
             payments: None,
-            youtube: None,
+            platforms: Default::default(),
+            instagram_source: Default::default(),
         },
     )
     .unwrap();

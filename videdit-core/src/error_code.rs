@@ -166,6 +166,14 @@ error_codes! {
     PlatformRuleTags => ("platform_rule_tags", 422, false),
     /// The file is empty or larger than the platform takes.
     PlatformRuleSize => ("platform_rule_size", 422, false),
+    /// A file the platform does not take (Instagram: MP4 with `moov` at the front, H.264 or HEVC, AAC).
+    PlatformRuleFormat => ("platform_rule_format", 422, false),
+    /// The creator's account does not allow what the publication asks (a TikTok privacy level, comments, duets, stitches, a length).
+    PlatformOptionNotAllowed => ("platform_option_not_allowed", 422, false),
+    /// The platform has not audited this app: it may post only privately (TikTok `SELF_ONLY`).
+    PlatformUnauditedClient => ("platform_unaudited_client", 422, false),
+    /// The account is not one the platform publishes for (Instagram: a personal account).
+    PlatformAccountNotProfessional => ("platform_account_not_professional", 422, false),
     /// The payment provider (Stripe) failed or did not answer in time.
     PaymentProviderUnavailable => ("payment_provider_unavailable", 503, true),
     /// Too many requests; slow down.

@@ -47,8 +47,8 @@ pub struct AppState {
     pub stripe_webhook: Option<crate::billing::StripeWebhook>,
     /// `STRIPE_PUBLISHABLE_KEY`, shown to the web app.
     pub stripe_publishable_key: Option<String>,
-    /// The YouTube client, when configured (`YOUTUBE_*`).
-    pub youtube: Option<Arc<videdit_publish::youtube::YouTube>>,
+    /// The platform clients configured (`YOUTUBE_*`, `TIKTOK_*`, `INSTAGRAM_*`).
+    pub platforms: videdit_service::connections::Platforms,
 }
 
 /// The OpenAPI service (also used to write the spec).

@@ -143,10 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 payments,
                 stripe_webhook,
                 stripe_publishable_key: server.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
-                youtube: match server.youtube.clone() {
-                    Some(cfg) => Some(Arc::new(videdit_publish::youtube::YouTube::new(cfg)?)),
-                    None => None,
-                },
+                platforms: server.platforms()?,
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());
             if with_worker {
@@ -199,10 +196,8 @@ async fn run_worker(
         keyring: server.keyring.clone(),
         billing: server.billing.clone(),
         payments: videdit_server::billing::from_settings(server.stripe.as_ref())?.0,
-        youtube: match server.youtube.clone() {
-            Some(cfg) => Some(Arc::new(videdit_publish::youtube::YouTube::new(cfg)?)),
-            None => None,
-        },
+        platforms: server.platforms()?,
+        instagram_source: server.instagram_source,
     };
     let worker = worker::build(pool.clone(), worker::config(config, &server.billing), deps)?;
     let metrics = worker.metrics();

@@ -144,6 +144,32 @@ pub struct ServerSettings {
     pub stripe: Option<StripeSettings>,
     /// YouTube (`YOUTUBE_*`); `None`: it cannot be connected.
     pub youtube: Option<videdit_publish::youtube::YouTubeConfig>,
+    /// TikTok (`TIKTOK_*`); `None`: it cannot be connected.
+    pub tiktok: Option<videdit_publish::tiktok::TikTokConfig>,
+    /// Instagram (`INSTAGRAM_*`); `None`: it cannot be connected.
+    pub instagram: Option<videdit_publish::instagram::InstagramConfig>,
+    /// How Meta gets a short's bytes (`INSTAGRAM_UPLOAD`).
+    pub instagram_source: videdit_service::publications::InstagramSource,
+}
+
+impl ServerSettings {
+    /// The platform clients of the configured platforms.
+    ///
+    /// # Errors
+    /// A client that cannot be built.
+    pub fn platforms(&self) -> Result<videdit_service::connections::Platforms, videdit_publish::PublishError> {
+        use std::sync::Arc;
+        Ok(videdit_service::connections::Platforms {
+            youtube: self.youtube.clone().map(videdit_publish::youtube::YouTube::new).transpose()?.map(Arc::new),
+            tiktok: self.tiktok.clone().map(videdit_publish::tiktok::TikTok::new).transpose()?.map(Arc::new),
+            instagram: self
+                .instagram
+                .clone()
+                .map(videdit_publish::instagram::Instagram::new)
+                .transpose()?
+                .map(Arc::new),
+        })
+    }
 }
 
 /// How the server talks to Stripe.
@@ -476,6 +502,54 @@ pub struct Settings {
     #[arg(long, env = "YOUTUBE_API_BASE", default_value = "https://www.googleapis.com", help_heading = PUBLISHING)]
     pub youtube_api_base: Option<String>,
 
+    /// Client key of the TikTok app (Login Kit and Content Posting API).
+    /// Unset: TikTok cannot be connected. Until TikTok audits the app it
+    /// may post only `SELF_ONLY` to private accounts, 5 users a day.
+    #[arg(long, env = "TIKTOK_CLIENT_KEY", help_heading = PUBLISHING)]
+    pub tiktok_client_key: Option<String>,
+    /// Its client secret; required with TIKTOK_CLIENT_KEY.
+    #[arg(long, env = "TIKTOK_CLIENT_SECRET", hide_env_values = true, help_heading = PUBLISHING)]
+    pub tiktok_client_secret: Option<Secret<String>>,
+    /// The redirect URI registered for the app: the web app's page that
+    /// hands `code` and `state` to `GET /api/v1/connections/tiktok/callback`
+    /// (default `PUBLIC_URL/connections/tiktok/callback`).
+    #[arg(long, env = "TIKTOK_REDIRECT_URI", help_heading = PUBLISHING)]
+    pub tiktok_redirect_uri: Option<String>,
+    /// TikTok's consent page (tests point it at a fake).
+    #[arg(long, env = "TIKTOK_AUTH_URL", default_value = "https://www.tiktok.com/v2/auth/authorize/", help_heading = PUBLISHING)]
+    pub tiktok_auth_url: Option<String>,
+    /// Base of TikTok's Open API (tokens, user info, posting).
+    #[arg(long, env = "TIKTOK_API_BASE", default_value = "https://open.tiktokapis.com", help_heading = PUBLISHING)]
+    pub tiktok_api_base: Option<String>,
+
+    /// App id of the Instagram app (Instagram API with Instagram Login;
+    /// the Instagram app id, not the Facebook one). Unset: Instagram cannot
+    /// be connected. Only business and creator accounts can publish.
+    #[arg(long, env = "INSTAGRAM_CLIENT_ID", help_heading = PUBLISHING)]
+    pub instagram_client_id: Option<String>,
+    /// Its app secret; required with INSTAGRAM_CLIENT_ID.
+    #[arg(long, env = "INSTAGRAM_CLIENT_SECRET", hide_env_values = true, help_heading = PUBLISHING)]
+    pub instagram_client_secret: Option<Secret<String>>,
+    /// The redirect URI registered for the app (default
+    /// `PUBLIC_URL/connections/instagram/callback`).
+    #[arg(long, env = "INSTAGRAM_REDIRECT_URI", help_heading = PUBLISHING)]
+    pub instagram_redirect_uri: Option<String>,
+    /// Instagram's consent page.
+    #[arg(long, env = "INSTAGRAM_AUTH_URL", default_value = "https://www.instagram.com/oauth/authorize", help_heading = PUBLISHING)]
+    pub instagram_auth_url: Option<String>,
+    /// Instagram's short-lived token endpoint.
+    #[arg(long, env = "INSTAGRAM_TOKEN_URL", default_value = "https://api.instagram.com/oauth/access_token", help_heading = PUBLISHING)]
+    pub instagram_token_url: Option<String>,
+    /// Base of the Instagram Graph API (long-lived tokens, containers, publishing).
+    #[arg(long, env = "INSTAGRAM_GRAPH_BASE", default_value = "https://graph.instagram.com", help_heading = PUBLISHING)]
+    pub instagram_graph_base: Option<String>,
+    /// How Meta gets a short's bytes: `url`, a presigned GET of the short
+    /// that Meta fetches (the storage must be reachable from the internet),
+    /// or `resumable`, an upload from the worker to Meta's upload host
+    /// (for private storage).
+    #[arg(long, env = "INSTAGRAM_UPLOAD", default_value = "url", help_heading = PUBLISHING)]
+    pub instagram_upload: Option<String>,
+
     // Aliases, read when the canonical variable is not set; listed in the
     // help of the setting they stand for.
     #[arg(long, env = "TIGRIS_ENDPOINT", hide = true, help_heading = ALIASES)]
@@ -537,6 +611,18 @@ impl Settings {
             "YOUTUBE_TOKEN_URL" => &self.youtube_token_url,
             "YOUTUBE_REVOKE_URL" => &self.youtube_revoke_url,
             "YOUTUBE_API_BASE" => &self.youtube_api_base,
+            "TIKTOK_CLIENT_SECRET" => return secret(&self.tiktok_client_secret),
+            "TIKTOK_CLIENT_KEY" => &self.tiktok_client_key,
+            "TIKTOK_REDIRECT_URI" => &self.tiktok_redirect_uri,
+            "TIKTOK_AUTH_URL" => &self.tiktok_auth_url,
+            "TIKTOK_API_BASE" => &self.tiktok_api_base,
+            "INSTAGRAM_CLIENT_SECRET" => return secret(&self.instagram_client_secret),
+            "INSTAGRAM_CLIENT_ID" => &self.instagram_client_id,
+            "INSTAGRAM_REDIRECT_URI" => &self.instagram_redirect_uri,
+            "INSTAGRAM_AUTH_URL" => &self.instagram_auth_url,
+            "INSTAGRAM_TOKEN_URL" => &self.instagram_token_url,
+            "INSTAGRAM_GRAPH_BASE" => &self.instagram_graph_base,
+            "INSTAGRAM_UPLOAD" => &self.instagram_upload,
             "PLANS_FILE" => &self.plans_file,
             "BILLING_GRACE_HOURS" => &self.billing_grace_hours,
             "STRIPE_PUBLISHABLE_KEY" => &self.stripe_publishable_key,
@@ -721,6 +807,15 @@ impl ServerSettings {
         let billing = std::sync::Arc::new(Self::billing(&mut check));
         let stripe = Self::stripe(&mut check);
         let youtube = Self::youtube(&mut check);
+        let tiktok = Self::tiktok(&mut check);
+        let instagram = Self::instagram(&mut check);
+        let instagram_source = match check.var("INSTAGRAM_UPLOAD") {
+            None => videdit_service::publications::InstagramSource::Url,
+            Some(v) => videdit_service::publications::InstagramSource::parse(&v).unwrap_or_else(|| {
+                check.err("INSTAGRAM_UPLOAD", format!("{v:?} is not url or resumable"));
+                videdit_service::publications::InstagramSource::Url
+            }),
+        };
         if check.errors.is_empty() {
             Ok(Self {
                 bind,
@@ -735,6 +830,9 @@ impl ServerSettings {
                 billing,
                 stripe,
                 youtube,
+                tiktok,
+                instagram,
+                instagram_source,
             })
         } else {
             Err(check.errors)
@@ -787,42 +885,79 @@ impl ServerSettings {
         Billing { plans, grace: time::Duration::hours(i64::from(hours)) }
     }
 
-    /// `YOUTUBE_*`: the client and Google's endpoints.
-    fn youtube(check: &mut Check<'_>) -> Option<videdit_publish::youtube::YouTubeConfig> {
-        let id = check.var("YOUTUBE_CLIENT_ID");
-        let secret = check.var("YOUTUBE_CLIENT_SECRET");
+    /// An app's id, secret and redirect URI (`{P}_{ID}`, `{P}_CLIENT_SECRET`,
+    /// `{P}_REDIRECT_URI` defaulting to `PUBLIC_URL/connections/{path}/callback`):
+    /// `None` when the id and secret are both unset.
+    fn app(
+        check: &mut Check<'_>,
+        id_var: &'static str,
+        secret_var: &'static str,
+        redirect_var: &'static str,
+        path: &str,
+    ) -> Option<(String, String, String)> {
+        let id = check.var(id_var);
+        let secret = check.var(secret_var);
         let Some(id) = id else {
             if secret.is_some() {
-                check.err("YOUTUBE_CLIENT_ID", "is required when YOUTUBE_CLIENT_SECRET is set");
+                check.err(id_var, format!("is required when {secret_var} is set"));
             }
             return None;
         };
         let secret = secret.unwrap_or_else(|| {
-            check.err("YOUTUBE_CLIENT_SECRET", "is required with YOUTUBE_CLIENT_ID");
+            check.err(secret_var, format!("is required with {id_var}"));
             String::new()
         });
         let public = check.var("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
-        let redirect =
-            check.var("YOUTUBE_REDIRECT_URI").or_else(|| public.map(|p| format!("{p}/connections/youtube/callback")));
+        let redirect = check.var(redirect_var).or_else(|| public.map(|p| format!("{p}/connections/{path}/callback")));
         let redirect = redirect.unwrap_or_else(|| {
-            check.err("YOUTUBE_REDIRECT_URI", "is required with YOUTUBE_CLIENT_ID (or set PUBLIC_URL)");
+            check.err(redirect_var, format!("is required with {id_var} (or set PUBLIC_URL)"));
             String::new()
         });
+        Some((id, secret, redirect))
+    }
+
+    /// A URL setting, or its default.
+    fn url(check: &mut Check<'_>, var: &'static str, default: &url::Url) -> url::Url {
+        match check.var(var) {
+            None => default.clone(),
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                check.err(var, format!("{raw:?} is not a URL"));
+                default.clone()
+            }),
+        }
+    }
+
+    /// `YOUTUBE_*`: the client and Google's endpoints.
+    fn youtube(check: &mut Check<'_>) -> Option<videdit_publish::youtube::YouTubeConfig> {
+        let (id, secret, redirect) =
+            Self::app(check, "YOUTUBE_CLIENT_ID", "YOUTUBE_CLIENT_SECRET", "YOUTUBE_REDIRECT_URI", "youtube")?;
         let mut cfg = videdit_publish::youtube::YouTubeConfig::new(id, Secret::new(secret), redirect);
-        let mut url = |var: &'static str, default: &url::Url| -> url::Url {
-            match check.var(var) {
-                None => default.clone(),
-                Some(raw) => raw.parse().unwrap_or_else(|_| {
-                    check.err(var, format!("{raw:?} is not a URL"));
-                    default.clone()
-                }),
-            }
-        };
-        cfg.auth_url = url("YOUTUBE_AUTH_URL", &cfg.auth_url);
-        cfg.token_url = url("YOUTUBE_TOKEN_URL", &cfg.token_url);
-        cfg.revoke_url = url("YOUTUBE_REVOKE_URL", &cfg.revoke_url);
-        cfg.api_base = url("YOUTUBE_API_BASE", &cfg.api_base);
+        cfg.auth_url = Self::url(check, "YOUTUBE_AUTH_URL", &cfg.auth_url);
+        cfg.token_url = Self::url(check, "YOUTUBE_TOKEN_URL", &cfg.token_url);
+        cfg.revoke_url = Self::url(check, "YOUTUBE_REVOKE_URL", &cfg.revoke_url);
+        cfg.api_base = Self::url(check, "YOUTUBE_API_BASE", &cfg.api_base);
         cfg.upload_base = cfg.api_base.clone();
+        Some(cfg)
+    }
+
+    /// `TIKTOK_*`: the app and TikTok's endpoints.
+    fn tiktok(check: &mut Check<'_>) -> Option<videdit_publish::tiktok::TikTokConfig> {
+        let (key, secret, redirect) =
+            Self::app(check, "TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_SECRET", "TIKTOK_REDIRECT_URI", "tiktok")?;
+        let mut cfg = videdit_publish::tiktok::TikTokConfig::new(key, Secret::new(secret), redirect);
+        cfg.auth_url = Self::url(check, "TIKTOK_AUTH_URL", &cfg.auth_url);
+        cfg.api_base = Self::url(check, "TIKTOK_API_BASE", &cfg.api_base);
+        Some(cfg)
+    }
+
+    /// `INSTAGRAM_*`: the app and Instagram's endpoints.
+    fn instagram(check: &mut Check<'_>) -> Option<videdit_publish::instagram::InstagramConfig> {
+        let (id, secret, redirect) =
+            Self::app(check, "INSTAGRAM_CLIENT_ID", "INSTAGRAM_CLIENT_SECRET", "INSTAGRAM_REDIRECT_URI", "instagram")?;
+        let mut cfg = videdit_publish::instagram::InstagramConfig::new(id, Secret::new(secret), redirect);
+        cfg.auth_url = Self::url(check, "INSTAGRAM_AUTH_URL", &cfg.auth_url);
+        cfg.token_url = Self::url(check, "INSTAGRAM_TOKEN_URL", &cfg.token_url);
+        cfg.graph_base = Self::url(check, "INSTAGRAM_GRAPH_BASE", &cfg.graph_base);
         Some(cfg)
     }
 

@@ -22,7 +22,7 @@ async fn migrations_apply_once_and_coexist_with_the_apps_own(pool: PgPool) {
     db::migrate(&pool).await.unwrap();
     db::migrate(&pool).await.unwrap();
     APP_MIGRATOR.run(&pool).await.unwrap();
-    assert_eq!(applied(&pool, "videdit").await, 6);
+    assert_eq!(applied(&pool, "videdit").await, 7);
     assert_eq!(applied(&pool, "public").await, 1);
     // Our pool's connections keep the default search_path.
     let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await.unwrap();
@@ -42,7 +42,7 @@ async fn concurrent_migrations_are_serialised(pool: PgPool) {
     let (a, b) = tokio::join!(db::migrate(&pool), db::migrate(&pool));
     a.unwrap();
     b.unwrap();
-    assert_eq!(applied(&pool, "videdit").await, 6);
+    assert_eq!(applied(&pool, "videdit").await, 7);
 }
 
 struct Tenant {

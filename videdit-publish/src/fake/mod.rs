@@ -26,6 +26,39 @@ mod routes;
 mod tiktok;
 
 pub use instagram::{FakeContainer, FakeInstagram};
+
+/// Makes a real 9:16 MP4 (180×320 H.264 test pattern, AAC tone) of `secs`
+/// seconds with ffmpeg at `out`; `faststart` puts `moov` before the media
+/// data. For tests of the platforms' media rules.
+///
+/// # Panics
+/// When ffmpeg is missing or fails.
+pub async fn make_mp4(out: &std::path::Path, secs: u32, faststart: bool) {
+    let mut args: Vec<String> = [
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=180x320:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=330:sample_rate=44100",
+        "-t",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(secs.to_string());
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"].map(String::from));
+    if faststart {
+        args.extend(["-movflags", "+faststart"].map(String::from));
+    }
+    args.push(out.display().to_string());
+    let status = tokio::process::Command::new("ffmpeg").args(&args).status().await.expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg failed to make a test MP4");
+}
 pub use tiktok::{FakeTikTok, FakeTikTokPost};
 
 use std::collections::HashMap;

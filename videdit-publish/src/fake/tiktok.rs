@@ -285,6 +285,16 @@ impl FakeTikTok {
         }
     }
 
+    /// The creator removed the app in TikTok's settings: every refresh
+    /// token stops working (`invalid_grant`), and so does every access token.
+    pub fn revoke_grants(&self) {
+        let mut s = self.lock();
+        s.refresh.clear();
+        for t in s.access.values_mut() {
+            t.revoked = true;
+        }
+    }
+
     /// Every upload URL so far expires (403 on its chunks).
     pub fn expire_upload_urls(&self) {
         for p in self.lock().posts.values_mut() {

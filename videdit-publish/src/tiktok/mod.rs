@@ -139,7 +139,7 @@ pub struct Account {
 }
 
 /// What the creator's account allows a post, asked before each post.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct CreatorInfo {
     /// `@name`.
     #[serde(default)]

@@ -19,33 +19,10 @@ async fn setup() -> (FakeInstagram, Instagram, Tokens) {
     (fake, ig, tokens)
 }
 
-/// A real 9:16 MP4 (H.264 + AAC) made by ffmpeg; `faststart` puts `moov` first.
+/// A real 9:16 MP4 (H.264 + AAC); `faststart` puts `moov` first.
 pub async fn reel(dir: &Path, secs: u32, faststart: bool) -> PathBuf {
     let out = dir.join(if faststart { "reel.mp4" } else { "reel-moov-last.mp4" });
-    let mut args: Vec<String> = [
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=180x320:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(secs.to_string());
-    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"].map(String::from));
-    if faststart {
-        args.extend(["-movflags", "+faststart"].map(String::from));
-    }
-    args.push(out.display().to_string());
-    let status = tokio::process::Command::new("ffmpeg").args(&args).status().await.expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg failed");
+    videdit_publish::fake::make_mp4(&out, secs, faststart).await;
     out
 }
 

@@ -4,19 +4,16 @@
 //! web app's redirect page with `code` and `state`, which hands them to
 //! `callback` with the same person's session.
 
-use std::sync::Arc;
-
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use time::OffsetDateTime;
 use videdit_core::ErrorCode;
-use videdit_publish::youtube::YouTube;
+use videdit_publish::tiktok::PostMode;
 use videdit_service::connections::{self, Connection, Platform};
 
 use super::error::{ApiError, ApiResult};
 use super::{ApiTags, BearerAuth};
-use crate::app::AppState;
 use crate::auth::Action;
 
 /// A connected account (its tokens never leave the server).
@@ -25,11 +22,13 @@ use crate::auth::Action;
 pub struct ConnectionBody {
     /// Id.
     pub id: String,
-    /// `youtube`.
+    /// `youtube`, `tiktok` or `instagram`.
+    #[oai(validator(pattern = "^(youtube|tiktok|instagram)$"))]
     pub platform: String,
-    /// The account's id on the platform (a channel id).
+    /// The account's id on the platform (a YouTube channel id, a TikTok
+    /// open id, an Instagram professional account id).
     pub account_id: String,
-    /// The account's name (the channel's).
+    /// The account's name (the channel's, the TikTok display name, the Instagram username).
     pub account_name: String,
     /// `connected`, or `needs_reauthorization` (connect it again).
     pub status: String,
@@ -37,6 +36,10 @@ pub struct ConnectionBody {
     pub status_reason: Option<String>,
     /// Scopes granted.
     pub scopes: String,
+    /// TikTok: `direct` (posted on the account) or `inbox` (a draft the
+    /// creator finishes in the TikTok app).
+    #[oai(validator(pattern = "^(direct|inbox)$"))]
+    pub mode: Option<String>,
     /// When it was connected.
     pub created_at: OffsetDateTime,
     /// Last change.
@@ -53,6 +56,7 @@ impl From<Connection> for ConnectionBody {
             status: c.status,
             status_reason: c.status_reason,
             scopes: c.scopes,
+            mode: c.mode,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -74,17 +78,6 @@ pub struct AuthorizeUrl {
 }
 
 pub struct ConnectionsApi;
-
-fn youtube(state: &AppState, platform: Platform) -> ApiResult<&Arc<YouTube>> {
-    match platform {
-        Platform::YouTube => state.youtube.as_ref().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::PlatformNotConfigured,
-                "YouTube is not configured on this server (YOUTUBE_CLIENT_ID, YOUTUBE_CLIENT_SECRET)",
-            )
-        }),
-    }
-}
 
 fn connection_id(raw: &str) -> ApiResult<uuid::Uuid> {
     raw.parse().map_err(|_| ApiError::new(ErrorCode::ConnectionNotFound, format!("connection {raw:?} not found")))
@@ -115,15 +108,35 @@ impl ConnectionsApi {
     /// Start connecting an account (admins)
     ///
     /// The platform's consent URL, with a single-use `state` bound to the
-    /// organisation and the caller (10 minutes) and a PKCE challenge. For
-    /// YouTube: scopes `youtube.upload` and `youtube.readonly`, offline
-    /// access, consent asked every time (so a refresh token is issued).
+    /// organisation and the caller (10 minutes) and a PKCE challenge where
+    /// the platform has PKCE. YouTube: scopes `youtube.upload` and
+    /// `youtube.readonly`, offline access, consent asked every time (so a
+    /// refresh token is issued). TikTok: `user.info.basic` and, by `mode`,
+    /// `video.publish` (`direct`, the default: posted on the account) or
+    /// `video.upload` (`inbox`: drafts the creator finishes in the app).
+    /// Instagram: `instagram_business_basic` and
+    /// `instagram_business_content_publish`; only business and creator
+    /// accounts can connect.
     #[oai(path = "/:platform/authorize", method = "get", operation_id = "authorizeConnection")]
-    async fn authorize(&self, auth: BearerAuth, platform: Path<String>) -> ApiResult<Json<AuthorizeUrl>> {
+    async fn authorize(
+        &self,
+        auth: BearerAuth,
+        #[oai(validator(pattern = "^(youtube|tiktok|instagram)$"))] platform: Path<String>,
+        /// TikTok only: `direct` (default) or `inbox`.
+        #[oai(validator(pattern = "^(direct|inbox)$"))]
+        mode: Query<Option<String>>,
+    ) -> ApiResult<Json<AuthorizeUrl>> {
         let (p, state) = auth.may(Action::Manage)?;
         let platform = Platform::parse(&platform.0)?;
-        let client = youtube(&state, platform)?;
-        let url = connections::authorize(&state.pool, &state.keyring, client, p.org_id, p.user_id, platform).await?;
+        let mode = match mode.0.as_deref() {
+            None => None,
+            Some(m) => Some(PostMode::parse(m).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidRequest, format!("mode {m:?} is not direct or inbox"))
+            })?),
+        };
+        let url =
+            connections::authorize(&state.pool, &state.keyring, &state.platforms, p.org_id, p.user_id, platform, mode)
+                .await?;
         Ok(Json(AuthorizeUrl { url }))
     }
 
@@ -143,23 +156,30 @@ impl ConnectionsApi {
     ) -> ApiResult<Json<ConnectionBody>> {
         let (p, app) = auth.may(Action::Manage)?;
         let platform = Platform::parse(&platform.0)?;
-        let client = youtube(&app, platform)?;
-        let c =
-            connections::callback(&app.pool, &app.keyring, client, p.org_id, p.user_id, platform, &state.0, &code.0)
-                .await?;
+        let c = connections::callback(
+            &app.pool,
+            &app.keyring,
+            &app.platforms,
+            p.org_id,
+            p.user_id,
+            platform,
+            &state.0,
+            &code.0,
+        )
+        .await?;
         Ok(Json(c.into()))
     }
 
     /// Disconnect an account (admins)
     ///
-    /// Revokes its tokens at the platform and forgets them.
+    /// Revokes its tokens at the platform and forgets them (Instagram has
+    /// no revocation: its token is forgotten; the person removes the app in
+    /// Instagram's settings).
     #[oai(path = "/:id", method = "delete", operation_id = "deleteConnection")]
     async fn delete(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<serde_json::Value>> {
         let (p, state) = auth.may(Action::Manage)?;
         let id = connection_id(&id.0)?;
-        let c = connections::get(&state.pool, p.org_id, id).await?;
-        let client = youtube(&state, Platform::parse(&c.platform)?)?;
-        connections::disconnect(&state.pool, &state.keyring, client, p.org_id, id).await?;
+        connections::disconnect(&state.pool, &state.keyring, &state.platforms, p.org_id, id).await?;
         Ok(Json(serde_json::json!({"deleted": true})))
     }
 }

@@ -9,12 +9,54 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use time::OffsetDateTime;
 use videdit_core::{ErrorCode, ShortId};
-use videdit_service::publications::{self, NewPublication, Publication};
+use videdit_service::publications::{self, NewPublication, Publication, PublishOptions};
 
 use super::error::{ApiError, ApiResult};
 use super::idempotency::idempotent;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Action;
+
+/// Per-platform options; each is refused (400) by the platforms it does
+/// not apply to.
+#[derive(Debug, Clone, Default, Object, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "camelCase")]
+pub struct PublicationOptions {
+    /// TikTok: comments on. Default: on where the account allows them; asking
+    /// for them where it does not fails with `platform_option_not_allowed`.
+    pub allow_comments: Option<bool>,
+    /// TikTok: duets on (default: where the account allows).
+    pub allow_duet: Option<bool>,
+    /// TikTok: stitches on (default: where the account allows).
+    pub allow_stitch: Option<bool>,
+    /// TikTok: labelled as AI-generated content (default off).
+    pub ai_generated: Option<bool>,
+    /// Instagram: shown in the feed as well as in Reels (default on).
+    pub share_to_feed: Option<bool>,
+}
+
+impl From<PublicationOptions> for PublishOptions {
+    fn from(o: PublicationOptions) -> Self {
+        Self {
+            allow_comments: o.allow_comments,
+            allow_duet: o.allow_duet,
+            allow_stitch: o.allow_stitch,
+            ai_generated: o.ai_generated,
+            share_to_feed: o.share_to_feed,
+        }
+    }
+}
+
+impl From<PublishOptions> for PublicationOptions {
+    fn from(o: PublishOptions) -> Self {
+        Self {
+            allow_comments: o.allow_comments,
+            allow_duet: o.allow_duet,
+            allow_stitch: o.allow_stitch,
+            ai_generated: o.ai_generated,
+            share_to_feed: o.share_to_feed,
+        }
+    }
+}
 
 /// A publication of a short to a connected account.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
@@ -28,16 +70,19 @@ pub struct PublicationBody {
     pub video_id: String,
     /// The connected account.
     pub connection_id: String,
-    /// `youtube`.
+    /// `youtube`, `tiktok` or `instagram`.
     pub platform: String,
-    /// Title on the platform.
+    /// Title on the platform (TikTok and Instagram: the caption's first
+    /// line, then the description and the tags as hashtags).
     pub title: String,
     /// Description on the platform.
     pub description: String,
     /// Tags.
     pub tags: Vec<String>,
-    /// `public`, `unlisted` or `private`, as asked.
+    /// As asked (see `CreatePublication.privacy`).
     pub privacy: String,
+    /// The per-platform options asked.
+    pub options: PublicationOptions,
     /// When it is published; absent: as soon as the short is ready.
     pub scheduled_at: Option<OffsetDateTime>,
     /// `scheduled`, `uploading`, `processing`, `published`, `failed` or `canceled`.
@@ -85,6 +130,7 @@ impl From<Publication> for PublicationBody {
             description: p.description,
             tags: p.tags,
             privacy: p.privacy,
+            options: p.options.0.into(),
             scheduled_at: p.scheduled_at,
             status: p.status,
             bytes_sent: p.bytes_sent,
@@ -119,12 +165,18 @@ pub struct CreatePublication {
     /// Tags. YouTube: at most 500 characters together.
     #[oai(default)]
     pub tags: Vec<String>,
-    /// `public`, `unlisted` or `private`.
-    #[oai(default = "default_privacy")]
+    /// YouTube: `public`, `unlisted` or `private`. TikTok: `public`,
+    /// `friends` (mutual followers), `followers` or `private` (`SELF_ONLY`;
+    /// the only one an app TikTok has not audited may use), each only where
+    /// the account offers it. Instagram: `public`.
+    #[oai(default = "default_privacy", validator(pattern = "^(public|unlisted|private|friends|followers)$"))]
     pub privacy: String,
     /// When to publish (RFC 3339, at most a year ahead); absent or past: as
     /// soon as the short is ready. A short still rendering can be scheduled.
     pub scheduled_at: Option<OffsetDateTime>,
+    /// Per-platform options.
+    #[oai(default)]
+    pub options: PublicationOptions,
 }
 
 fn default_privacy() -> String {
@@ -169,10 +221,17 @@ impl PublicationsApi {
     ///
     /// Checks the short, the account and the platform's rules for the
     /// title, description, tags and duration at once (`platform_rule_*`,
-    /// 422), then schedules one publish job at `scheduledAt`. Size and
-    /// shape are checked again when it runs; the upload is resumable, so
-    /// a failure midway resumes rather than starts over. Send an
-    /// `Idempotency-Key` header so that a retried request cannot post twice.
+    /// 422), then schedules one publish job at `scheduledAt` (ours on every
+    /// platform). When it runs: the file's size, shape and format
+    /// (Instagram: MP4 with `moov` first, H.264, AAC, 3 s to 15 min) and,
+    /// on TikTok, what the account allows (`platform_option_not_allowed`,
+    /// `platform_unaudited_client`) are checked before any byte goes; the
+    /// upload is resumable, so a failure midway resumes rather than starts
+    /// over; a platform's limit (YouTube's daily quota, TikTok's inits a
+    /// minute and posts a day, Instagram's posts in a rolling day) makes it
+    /// wait (`retryAt`) rather than fail. To publish one short to several
+    /// accounts, make one publication each. Send an `Idempotency-Key`
+    /// header so that a retried request cannot post twice.
     #[oai(path = "/shorts/:id/publications", method = "post", operation_id = "createPublication")]
     async fn create(
         &self,
@@ -196,6 +255,7 @@ impl PublicationsApi {
                 tags: b.tags.clone(),
                 privacy: b.privacy.clone(),
                 scheduled_at: b.scheduled_at,
+                options: b.options.clone().into(),
             };
             let created = publications::create(&state.pool, p.org_id, Some(p.user_id), short, new).await?;
             Ok(PublicationBody::from(created))

@@ -42,9 +42,11 @@ pub struct Deps {
     pub billing: Arc<videdit_service::billing::Billing>,
     /// Stripe, for meter reports; `None`: usage is not reported.
     pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
-    /// The YouTube client, for publish jobs; `None`: publications to
-    /// YouTube fail with `platform_not_configured`.
-    pub youtube: Option<Arc<videdit_publish::youtube::YouTube>>,
+    /// The platform clients, for publish jobs; a platform not configured
+    /// fails its publications with `platform_not_configured`.
+    pub platforms: videdit_service::connections::Platforms,
+    /// How Meta gets a short's bytes (`INSTAGRAM_UPLOAD`).
+    pub instagram_source: publications::InstagramSource,
 }
 
 /// Builds the worker with every handler registered.
@@ -122,9 +124,9 @@ async fn delete(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
 }
 
 /// Aborts uploads never completed (storage first, then their rows and
-/// videos), forgets expired idempotency keys and seals again webhook
-/// secrets not sealed by the keyring's first key; then schedules its next
-/// run in the same transaction.
+/// videos), forgets expired idempotency keys, seals again webhook secrets
+/// not sealed by the keyring's first key and refreshes Instagram tokens
+/// that would lapse; then schedules its next run in the same transaction.
 async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     let pool = ctx.pool().clone();
     uploads::clean_up_abandoned(&pool, deps.storage.as_ref(), OffsetDateTime::now_utc()).await?;
@@ -136,6 +138,10 @@ async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
     if resealed > 0 {
         tracing::info!(resealed, "sealed webhook secrets again with the current key");
     }
+    let refreshed = videdit_service::connections::refresh_aging(&pool, &deps.keyring, &deps.platforms).await?;
+    if refreshed > 0 {
+        tracing::info!(refreshed, "refreshed Instagram tokens before they expire");
+    }
     let mut tx = pool.begin().await.map_err(Error::from)?;
     ctx.complete_in(&mut tx).await.map_err(JobError::from)?;
     schedule_cleanup(&mut tx, OffsetDateTime::now_utc() + CLEANUP_EVERY).await.map_err(JobError::from)?;
@@ -146,8 +152,12 @@ async fn cleanup(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
 /// One run of a publication's job: the rules, the upload (resumed where
 /// the platform stopped), then processing (see `videdit_service::publications`).
 async fn publish(ctx: JobContext, deps: Deps) -> Result<Outcome, JobError> {
-    let publisher =
-        Publisher { storage: deps.storage.as_ref(), keyring: &deps.keyring, youtube: deps.youtube.as_deref() };
+    let publisher = Publisher {
+        storage: deps.storage.as_ref(),
+        keyring: &deps.keyring,
+        platforms: &deps.platforms,
+        instagram_source: deps.instagram_source,
+    };
     publications::run(&ctx, publisher).await
 }
 

@@ -110,7 +110,10 @@ async fn an_account_connects_through_oauth_with_pkce_and_its_tokens_are_sealed(p
 
     // Refreshed on demand (a 401 from the platform), and stored again.
     let org = videdit_core::OrgId::from_uuid(org);
-    let yt = videdit_publish::youtube::YouTube::new(fake.config()).unwrap();
+    let yt = videdit_service::connections::Platforms {
+        youtube: Some(std::sync::Arc::new(videdit_publish::youtube::YouTube::new(fake.config()).unwrap())),
+        ..Default::default()
+    };
     let keyring = crate::support::keyring();
     let cid: uuid::Uuid = id.parse().unwrap();
     let fresh = videdit_service::connections::access_token(&pool, &keyring, &yt, org, cid, true).await.unwrap();

@@ -10,6 +10,7 @@ mod openapi;
 mod ops;
 mod pipeline;
 mod publications;
+mod publishing;
 mod recipes;
 mod roles;
 mod seed;

@@ -323,13 +323,23 @@ async fn full_flow(pool: PgPool, options: Options) {
     }
 }
 
-/// Upload a generated talk → shorts ready → connect YouTube through the
-/// fake's OAuth → schedule two shorts → both published with their URLs,
-/// one after a disconnect mid-upload.
+/// Upload a generated talk → shorts ready → connect YouTube, TikTok and
+/// Instagram through the fakes' OAuth → schedule two shorts to YouTube
+/// and the first to TikTok and Instagram too → all published with their
+/// URLs (one YouTube upload after a disconnect mid-upload), the platforms
+/// holding the rendered short's exact bytes.
 #[sqlx::test(migrations = false)]
 async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool) {
     let fake = videdit_publish::fake::FakeYouTube::start().await;
-    let app = spawn_app(pool.clone(), Options { youtube: Some(fake.config()), ..Options::default() }).await;
+    let tiktok = videdit_publish::fake::FakeTikTok::start().await;
+    let instagram = videdit_publish::fake::FakeInstagram::start().await;
+    let options = Options {
+        youtube: Some(fake.config()),
+        tiktok: Some(tiktok.config()),
+        instagram: Some(instagram.config()),
+        ..Options::default()
+    };
+    let app = spawn_app(pool.clone(), options).await;
     let dir = tempfile::tempdir().unwrap();
     let mut spec = TalkSpec::new(vec![SLEEP.into(), small_talk(0, 3), PRACTICE.into()]);
     spec.size = Some((640, 360));
@@ -363,6 +373,20 @@ async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool
         assert_eq!((status, p["status"].as_str()), (201, Some("scheduled")), "{p}");
         ids.push(p["id"].as_str().unwrap().to_owned());
     }
+    // The first short goes to TikTok and Instagram as well.
+    for platform in ["tiktok", "instagram"] {
+        let c = crate::publishing::connect(&app, &t, platform, "").await;
+        let (status, p) = app
+            .call(
+                "POST",
+                &format!("/shorts/{}/publications", ready[0]["id"].as_str().unwrap()),
+                Some(&t),
+                Some(json!({"connectionId": c["id"], "scheduledAt": at, "tags": ["talk"]})),
+            )
+            .await;
+        assert_eq!((status, p["platform"].as_str()), (201, Some(platform)), "{p}");
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
     // The first chunk sent drops the connection halfway.
     fake.drop_after_bytes(100 * 1024);
     // Their time comes (driven through run_at, not by waiting).
@@ -374,7 +398,12 @@ async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool
             let (_, p) = app.call("GET", &format!("/publications/{id}"), Some(&t), None).await;
             match p["status"].as_str().unwrap() {
                 "processing" => {
-                    fake.finish_processing(p["platformId"].as_str().unwrap());
+                    let platform_id = p["platformId"].as_str().unwrap();
+                    match p["platform"].as_str().unwrap() {
+                        "tiktok" => tiktok.finish_processing(platform_id),
+                        "instagram" => instagram.finish_processing(platform_id),
+                        _ => fake.finish_processing(platform_id),
+                    }
                     sqlx::query(
                         "UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'publish' AND state = 'available'",
                     )
@@ -393,6 +422,17 @@ async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool
         assert!(Instant::now() < deadline, "not published in time: {done:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let short_bytes =
+        app.client.get(ready[0]["videoUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let short_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&short_bytes));
+    let tiktok_post = &tiktok.posts()[0];
+    assert_eq!(tiktok_post.sha256.as_deref(), Some(short_sha.as_str()), "TikTok holds the short");
+    let reel = &instagram.containers()[0];
+    assert_eq!((reel.sha256.as_deref(), reel.status_code.as_str()), (Some(short_sha.as_str()), "PUBLISHED"));
+    for p in &published[2..] {
+        assert!(p["url"].as_str().unwrap().starts_with("https://www."), "{p}");
+    }
+    let published = &published[..2];
     let videos = fake.videos();
     assert_eq!(videos.len(), 2);
     for (p, s) in published.iter().zip(&ready) {

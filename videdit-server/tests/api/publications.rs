@@ -20,34 +20,39 @@ use crate::support::{TestApp, assert_error, token};
 
 /// A ready short whose MP4 (random bytes, `len` of them) is in storage.
 pub async fn rendered_short(app: &TestApp, pool: &PgPool, t: &str, len: usize) -> (Ready, Vec<u8>) {
-    let ready = seed::ready_video(app, pool, t).await;
     let bytes: Vec<u8> = (0..len).map(|i| u8::try_from((i * 7919 + i / 3) % 251).unwrap()).collect();
+    (short_with(app, pool, t, &bytes).await, bytes)
+}
+
+/// A ready short whose MP4 in storage is `bytes`.
+pub async fn short_with(app: &TestApp, pool: &PgPool, t: &str, bytes: &[u8]) -> Ready {
+    let ready = seed::ready_video(app, pool, t).await;
     let outputs = ShortOutputs {
         video: ObjectKey::short_video(ready.org, ready.video, ready.short),
         thumbnail: ObjectKey::short_thumbnail(ready.org, ready.video, ready.short),
         recipe: ObjectKey::short_recipe(ready.org, ready.video, ready.short),
     };
-    app.storage.put_stream(&outputs.video, bytes_stream(bytes.clone()), "video/mp4").await.unwrap();
+    app.storage.put_stream(&outputs.video, bytes_stream(bytes.to_vec()), "video/mp4").await.unwrap();
     db::set_short_outputs(pool, ready.org, ready.short, &outputs).await.unwrap();
-    (ready, bytes)
+    ready
 }
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn publish(app: &TestApp, t: &str, short: &str, body: Value) -> (u16, Value) {
+pub async fn publish(app: &TestApp, t: &str, short: &str, body: Value) -> (u16, Value) {
     app.call("POST", &format!("/shorts/{short}/publications"), Some(t), Some(body)).await
 }
 
-async fn get(app: &TestApp, t: &str, id: &str) -> Value {
+pub async fn get(app: &TestApp, t: &str, id: &str) -> Value {
     let (status, p) = app.call("GET", &format!("/publications/{id}"), Some(t), None).await;
     assert_eq!(status, 200, "{p}");
     p
 }
 
 /// Makes every publish job due now.
-async fn make_due(pool: &PgPool) {
+pub async fn make_due(pool: &PgPool) {
     sqlx::query("UPDATE videdit_queue.jobs SET run_at = now() WHERE kind = 'publish' AND state = 'available'")
         .execute(pool)
         .await

@@ -114,6 +114,7 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
             tags: vec![],
             privacy: "public".into(),
             scheduled_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+            options: Default::default(),
         },
     )
     .await

@@ -30,7 +30,8 @@ pub struct TestApp {
     pub jwks: JwksState,
     pub billing: Arc<videdit_service::billing::Billing>,
     pub payments: Option<Arc<dyn videdit_service::billing::PaymentProvider>>,
-    pub youtube: Option<Arc<videdit_publish::youtube::YouTube>>,
+    pub platforms: videdit_service::connections::Platforms,
+    pub instagram_source: videdit_service::publications::InstagramSource,
     _dir: tempfile::TempDir,
 }
 
@@ -59,6 +60,12 @@ pub struct Options {
     pub stripe: Option<videdit_server::settings::StripeSettings>,
     /// YouTube (default: not configured).
     pub youtube: Option<videdit_publish::youtube::YouTubeConfig>,
+    /// TikTok (default: not configured).
+    pub tiktok: Option<videdit_publish::tiktok::TikTokConfig>,
+    /// Instagram (default: not configured).
+    pub instagram: Option<videdit_publish::instagram::InstagramConfig>,
+    /// How Meta gets the bytes (default: it fetches a presigned URL).
+    pub instagram_source: videdit_service::publications::InstagramSource,
 }
 
 impl Default for Options {
@@ -74,6 +81,9 @@ impl Default for Options {
             billing: videdit_service::billing::Billing::unlimited(),
             stripe: None,
             youtube: None,
+            tiktok: None,
+            instagram: None,
+            instagram_source: videdit_service::publications::InstagramSource::Url,
         }
     }
 }
@@ -176,13 +186,17 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
     };
     let billing = Arc::new(options.billing);
     let (payments, stripe_webhook) = videdit_server::billing::from_settings(options.stripe.as_ref()).unwrap();
-    let youtube = options.youtube.map(|c| Arc::new(videdit_publish::youtube::YouTube::new(c).unwrap()));
+    let platforms = videdit_service::connections::Platforms {
+        youtube: options.youtube.map(|c| Arc::new(videdit_publish::youtube::YouTube::new(c).unwrap())),
+        tiktok: options.tiktok.map(|c| Arc::new(videdit_publish::tiktok::TikTok::new(c).unwrap())),
+        instagram: options.instagram.map(|c| Arc::new(videdit_publish::instagram::Instagram::new(c).unwrap())),
+    };
     let state = Arc::new(AppState {
         billing: billing.clone(),
         payments: payments.clone(),
         stripe_webhook,
         stripe_publishable_key: options.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
-        youtube: youtube.clone(),
+        platforms: platforms.clone(),
         pool: app_pool,
         storage: storage.clone(),
         local,
@@ -206,7 +220,8 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         jwks: jwks_state,
         billing,
         payments,
-        youtube,
+        platforms,
+        instagram_source: options.instagram_source,
         _dir: dir,
     }
 }
@@ -274,7 +289,8 @@ impl TestApp {
             keyring: keyring(),
             billing: self.billing.clone(),
             payments: self.payments.clone(),
-            youtube: self.youtube.clone(),
+            platforms: self.platforms.clone(),
+            instagram_source: self.instagram_source,
         }
     }
 

@@ -23,12 +23,29 @@
 //!   on a 401, turns a spent quota into a retry at the platform's reset
 //!   time, then follows processing until the video is published.
 //!
-//! YouTube scheduling: the job runs at `scheduledAt` and uploads with the
-//! privacy asked for, so a post is under our control (cancel, reschedule,
-//! edit) until its time. A scheduled time still ahead when the job runs (a
-//! job run early by hand) is sent as YouTube's own schedule: private with
-//! `publishAt`, which YouTube makes public at that time.
+//! Scheduling is ours on every platform: the job runs at `scheduledAt`, so
+//! a post is under our control (cancel, reschedule) until its time. The
+//! platforms differ only in how the bytes go and how "done" is learnt:
+//!
+//! - [`youtube`]: a resumable upload; a scheduled time still ahead when
+//!   the job runs (a job run early by hand) is sent as YouTube's own
+//!   schedule, private with `publishAt`.
+//! - [`tiktok`]: the creator's options asked before each post (only
+//!   allowed values are used; a publication asking for another fails at
+//!   once), chunks by TikTok's rules, the status polled with backoff; a
+//!   burst beyond TikTok's 6 inits a minute waits its turn.
+//! - [`instagram`]: a Reels container fed from a presigned URL of the short
+//!   (Meta fetches it) or a resumable upload, its status polled, the
+//!   publishing limit read before publishing (a post past it waits for the
+//!   rolling window), then `media_publish`.
 
+mod instagram;
+mod tiktok;
+mod youtube;
+
+pub use instagram::InstagramSource;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -41,11 +58,10 @@ use videdit_core::sealed::Keyring;
 use videdit_core::short::ShortStatus;
 use videdit_core::storage::{ByteRange, ObjectKey, Storage};
 use videdit_core::{ErrorCode, JobKind, OrgId, Secret, ShortId, UserId, db};
-use videdit_publish::youtube::{Privacy, ShortFacts, UploadSession, VideoMeta, YouTube, check_rules};
 use videdit_publish::{ByteSource, ByteStream, PublishError};
 use videdit_queue::{JobContext, JobError, JobSpec, Outcome};
 
-use crate::connections;
+use crate::connections::{self, Platform, Platforms};
 use crate::error::{Error, Result};
 
 /// The queue of publish jobs (network-bound: many at once, no media work).
@@ -61,9 +77,33 @@ pub const PROCESSING_LIMIT: time::Duration = time::Duration::hours(6);
 pub const MAX_ATTEMPTS: u32 = 8;
 /// How far ahead a post may be scheduled.
 pub const MAX_AHEAD: time::Duration = time::Duration::days(366);
-/// A scheduled time at least this far ahead when the upload starts is sent
-/// as the platform's own schedule.
-const PLATFORM_SCHEDULE_AHEAD: time::Duration = time::Duration::minutes(15);
+/// The shortest wait between two looks at a platform's processing (TikTok,
+/// Instagram); it grows with the time spent processing, to [`POLL_MAX`].
+pub const POLL_MIN: Duration = Duration::from_secs(5);
+/// The longest wait between two looks at a platform's processing.
+pub const POLL_MAX: Duration = Duration::from_secs(60);
+
+/// The per-platform options of a publication; each is refused by the
+/// platforms it does not apply to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishOptions {
+    /// TikTok: comments on (default: on where the account allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_comments: Option<bool>,
+    /// TikTok: duets on (default: on where the account allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_duet: Option<bool>,
+    /// TikTok: stitches on (default: on where the account allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_stitch: Option<bool>,
+    /// TikTok: labelled as AI-generated content (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_generated: Option<bool>,
+    /// Instagram: the reel is shown in the feed too (default on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_to_feed: Option<bool>,
+}
 
 /// A publication as stored (never its upload session).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -78,16 +118,19 @@ pub struct Publication {
     pub short_id: uuid::Uuid,
     /// The connected account.
     pub connection_id: uuid::Uuid,
-    /// `youtube`.
+    /// `youtube`, `tiktok` or `instagram`.
     pub platform: String,
-    /// Title on the platform.
+    /// Title on the platform (TikTok and Instagram: the caption's first line).
     pub title: String,
     /// Description on the platform.
     pub description: String,
     /// Tags.
     pub tags: Vec<String>,
-    /// `public`, `unlisted` or `private`, as asked.
+    /// As asked: YouTube `public`, `unlisted`, `private`; TikTok `public`,
+    /// `friends` (mutual followers), `followers`, `private`; Instagram `public`.
     pub privacy: String,
+    /// The per-platform options.
+    pub options: sqlx::types::Json<PublishOptions>,
     /// When to publish; `None`: as soon as the short is ready.
     pub scheduled_at: Option<OffsetDateTime>,
     /// `scheduled`, `uploading`, `processing`, `published`, `failed` or `canceled`.
@@ -123,7 +166,7 @@ pub struct Publication {
 }
 
 const COLUMNS: &str = "id, org_id, video_id, short_id, connection_id, platform, title, description, tags, privacy,
-    scheduled_at, status, bytes_sent, bytes_total, platform_id, platform_url, platform_privacy, platform_publish_at,
+    options, scheduled_at, status, bytes_sent, bytes_total, platform_id, platform_url, platform_privacy, platform_publish_at,
     notice, failure_code, failure_message, retry_at, job_id, created_at, updated_at, published_at";
 
 /// What a new publication asks for.
@@ -137,10 +180,12 @@ pub struct NewPublication {
     pub description: String,
     /// Tags.
     pub tags: Vec<String>,
-    /// `public`, `unlisted` or `private`.
+    /// The privacy, in the platform's terms (see [`Publication::privacy`]).
     pub privacy: String,
     /// When; `None` or a past time: as soon as the short is ready.
     pub scheduled_at: Option<OffsetDateTime>,
+    /// The per-platform options.
+    pub options: PublishOptions,
 }
 
 fn not_found(id: uuid::Uuid) -> Error {
@@ -153,8 +198,71 @@ fn rule_error(e: &PublishError) -> Error {
     Error::new(code, e.message())
 }
 
-fn parse_privacy(s: &str) -> Result<Privacy> {
-    Privacy::parse(s).ok_or_else(|| Error::invalid(format!("privacy {s:?} is not one of public, unlisted, private")))
+/// The privacies a platform takes.
+fn privacies(platform: Platform) -> &'static [&'static str] {
+    match platform {
+        Platform::YouTube => &["public", "unlisted", "private"],
+        Platform::TikTok => &["public", "friends", "followers", "private"],
+        Platform::Instagram => &["public"],
+    }
+}
+
+/// What can be checked of a new publication before anything is stored.
+fn check_new(platform: Platform, new: &NewPublication, title: &str, duration: f64) -> Result<()> {
+    if !privacies(platform).contains(&new.privacy.as_str()) {
+        return Err(Error::invalid(format!(
+            "privacy {:?} is not one of {} on {}",
+            new.privacy,
+            privacies(platform).join(", "),
+            platform.as_str()
+        )));
+    }
+    let o = &new.options;
+    let foreign: &[(&str, bool)] = match platform {
+        Platform::YouTube => &[
+            ("allowComments", o.allow_comments.is_some()),
+            ("allowDuet", o.allow_duet.is_some()),
+            ("allowStitch", o.allow_stitch.is_some()),
+            ("aiGenerated", o.ai_generated.is_some()),
+            ("shareToFeed", o.share_to_feed.is_some()),
+        ],
+        Platform::TikTok => &[("shareToFeed", o.share_to_feed.is_some())],
+        Platform::Instagram => &[
+            ("allowComments", o.allow_comments.is_some()),
+            ("allowDuet", o.allow_duet.is_some()),
+            ("allowStitch", o.allow_stitch.is_some()),
+            ("aiGenerated", o.ai_generated.is_some()),
+        ],
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, set)| *set) {
+        return Err(Error::invalid(format!("{name} does not apply to {}", platform.as_str())));
+    }
+    match platform {
+        Platform::YouTube => youtube::check_new(new, title, duration),
+        Platform::TikTok => tiktok::check_new(new, title, duration),
+        Platform::Instagram => instagram::check_new(new, title, duration),
+    }
+}
+
+/// A caption for the platforms that have one text: the title, the
+/// description, and the tags as hashtags.
+fn caption(title: &str, description: &str, tags: &[String]) -> String {
+    let mut c = title.trim().to_owned();
+    if !description.trim().is_empty() {
+        c.push_str("\n\n");
+        c.push_str(description.trim());
+    }
+    let hashtags: Vec<String> = tags
+        .iter()
+        .map(|t| t.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect::<String>())
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("#{t}"))
+        .collect();
+    if !hashtags.is_empty() {
+        c.push_str(if c.is_empty() { "" } else { "\n\n" });
+        c.push_str(&hashtags.join(" "));
+    }
+    c
 }
 
 /// Schedules a short for publication (see the module documentation).
@@ -171,7 +279,6 @@ pub async fn create(
     short: ShortId,
     new: NewPublication,
 ) -> Result<Publication> {
-    parse_privacy(&new.privacy)?;
     let now = OffsetDateTime::now_utc();
     if new.scheduled_at.is_some_and(|at| at > now + MAX_AHEAD) {
         return Err(Error::invalid("scheduledAt is more than a year ahead"));
@@ -192,24 +299,16 @@ pub async fn create(
             ),
         ));
     }
-    let title = new.title.unwrap_or_else(|| s.title.clone());
-    // What can be known now is checked now; size and shape when it runs.
-    let facts = ShortFacts {
-        duration_secs: s.range.duration(),
-        width: 1080,
-        height: 1920,
-        size_bytes: 1,
-        title: &title,
-        description: &new.description,
-        tags: &new.tags,
-    };
-    check_rules(&facts).map_err(|e| rule_error(&e))?;
+    let title = new.title.clone().unwrap_or_else(|| s.title.clone());
+    // What can be known now is checked now; the file and the account's own
+    // options when it runs.
+    check_new(Platform::parse(&connection.platform)?, &new, &title, s.range.duration())?;
     let id = uuid::Uuid::now_v7();
     let p: Publication = sqlx::query_as(&format!(
         "INSERT INTO videdit.publications
             (id, org_id, video_id, short_id, connection_id, platform, title, description, tags, privacy,
-             scheduled_at, status, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'scheduled', $12)
+             scheduled_at, status, created_by, options)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'scheduled', $12, $13)
          RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -224,6 +323,7 @@ pub async fn create(
     .bind(&new.privacy)
     .bind(new.scheduled_at)
     .bind(user.map(|u| u.as_uuid()))
+    .bind(sqlx::types::Json(&new.options))
     .fetch_one(&mut *tx)
     .await?;
     let p = arm(&mut tx, org, &p).await?;
@@ -273,6 +373,7 @@ fn payload(p: &Publication) -> serde_json::Value {
         "status": p.status,
         "title": p.title,
         "privacy": p.privacy,
+        "options": p.options.0,
         "scheduledAt": p.scheduled_at.map(rfc3339),
     });
     let extra = [
@@ -345,7 +446,7 @@ struct Change<'a> {
     status: Option<&'a str>,
     scheduled_at: Option<Option<OffsetDateTime>>,
     bytes_total: Option<i64>,
-    platform: Option<(&'a str, &'a str, &'a str, Option<OffsetDateTime>)>,
+    platform: Option<(&'a str, Option<&'a str>, &'a str, Option<OffsetDateTime>)>,
     notice: Option<Option<&'a str>>,
     failure: Option<Option<(&'a str, &'a str)>>,
     retry_at: Option<Option<OffsetDateTime>>,
@@ -362,7 +463,7 @@ async fn update(tx: &mut PgConnection, org: OrgId, id: uuid::Uuid, c: Change<'_>
         _ => (None, None),
     };
     let (pid, url, privacy, publish_at) = match c.platform {
-        Some((a, b, c, d)) => (Some(a), Some(b), Some(c), d),
+        Some((a, b, c, d)) => (Some(a), b, Some(c), d),
         None => (None, None, None, None),
     };
     Ok(sqlx::query_as(&format!(
@@ -483,8 +584,10 @@ pub struct Publisher<'a> {
     pub storage: &'a dyn Storage,
     /// Opens the connections' tokens and the upload sessions.
     pub keyring: &'a Keyring,
-    /// The YouTube client; `None`: YouTube is not configured here.
-    pub youtube: Option<&'a YouTube>,
+    /// The platform clients configured here.
+    pub platforms: &'a Platforms,
+    /// How Instagram gets the bytes.
+    pub instagram_source: InstagramSource,
 }
 
 fn session_context(org: OrgId, id: uuid::Uuid) -> String {
@@ -663,38 +766,28 @@ async fn step(
 ) -> std::result::Result<Outcome, Failure> {
     let ours = |e: Error| Failure::ours(&e);
     let begun = begin(pool, org, id).await?;
-    let Some(youtube) = publisher.youtube else {
-        return match begun {
-            Begin::Nothing => Ok(Outcome::Complete),
-            _ => Err(Failure::fatal(
-                ErrorCode::PlatformNotConfigured.as_str(),
-                "YouTube is not configured on this worker (YOUTUBE_CLIENT_ID, YOUTUBE_CLIENT_SECRET)",
-            )),
-        };
-    };
-    let account = Account { pool, keyring: publisher.keyring, youtube, org };
+    let run = Run { pool, publisher, org };
     match begun {
         Begin::Nothing => Ok(Outcome::Complete),
         Begin::Wait => Ok(Outcome::Snooze(SHORT_WAIT)),
-        Begin::Processing(p) => follow(pool, &account, p).await,
+        Begin::Processing(p) => {
+            let platform = Platform::parse(&p.platform).map_err(ours)?;
+            publisher.platforms.check(platform).map_err(ours)?;
+            match platform {
+                Platform::YouTube => youtube::follow(&run, p).await,
+                Platform::TikTok => tiktok::follow(&run, p).await,
+                Platform::Instagram => instagram::follow(&run, p).await,
+            }
+        }
         Begin::Upload { p, video, recipe, session } => {
+            let platform = Platform::parse(&p.platform).map_err(ours)?;
+            publisher.platforms.check(platform).map_err(ours)?;
             let source = StorageSource::open(publisher.storage, video).await.map_err(ours)?;
             let recipe: ClipRecipe = videdit_core::storage::read_all(publisher.storage, &recipe)
                 .await
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(|| Failure::fatal("short_not_found", "the short's recipe is missing from storage"))?;
-            let (width, height) = recipe.aspect.size();
-            let facts = ShortFacts {
-                duration_secs: recipe.range.duration(),
-                width,
-                height,
-                size_bytes: source.len(),
-                title: &p.title,
-                description: &p.description,
-                tags: &p.tags,
-            };
-            check_rules(&facts).map_err(|e| Failure::platform(&e))?;
             let total = i64::try_from(source.len()).unwrap_or(i64::MAX);
             let p = apply(pool, org, p.id, Change { bytes_total: Some(total), ..Change::default() }, None)
                 .await
@@ -702,59 +795,138 @@ async fn step(
             let session = session
                 .map(|s| publisher.keyring.open_str(&s, &session_context(org, p.id)))
                 .transpose()
-                .map_err(|e| Failure::fatal("internal", format!("the stored upload session does not open: {e}")))?
-                .map(|uri| UploadSession { uri: uri.expose().clone() });
-            let uploaded = upload(pool, &account, &p, &source, session, publisher.keyring).await?;
-            let privacy = uploaded.privacy_status.clone();
-            let notice = (privacy != p.privacy && uploaded.publish_at.is_none()).then(|| {
-                format!(
-                    "YouTube made the video {privacy} though {} was asked: uploads from API projects Google has \
-                     not verified are private",
-                    p.privacy
-                )
-            });
-            let change = Change {
-                status: Some("processing"),
-                platform: Some((&uploaded.id, &uploaded.url, &privacy, uploaded.publish_at)),
-                notice: Some(notice.as_deref()),
-                session: Some(None),
-                uploaded: true,
-                ..Change::default()
-            };
-            let p = apply(pool, org, p.id, change, None).await.map_err(ours)?;
-            follow(pool, &account, p).await
+                .map_err(|e| Failure::fatal("internal", format!("the stored upload session does not open: {e}")))?;
+            let job = Upload { p, source, recipe, session };
+            match platform {
+                Platform::YouTube => youtube::upload(&run, job).await,
+                Platform::TikTok => tiktok::upload(&run, job).await,
+                Platform::Instagram => instagram::upload(&run, job).await,
+            }
         }
     }
 }
 
-/// A connection's access token, refreshed once on a 401.
-struct Account<'a> {
+/// One run of a publish job: what every platform's part needs.
+struct Run<'a> {
     pool: &'a PgPool,
-    keyring: &'a Keyring,
-    youtube: &'a YouTube,
+    publisher: Publisher<'a>,
     org: OrgId,
 }
 
-impl Account<'_> {
+impl Run<'_> {
+    /// The connection's access token; `force`: refreshed (after a 401).
     async fn token(&self, connection: uuid::Uuid, force: bool) -> std::result::Result<Secret<String>, Failure> {
-        connections::access_token(self.pool, self.keyring, self.youtube, self.org, connection, force)
-            .await
-            .map_err(|e| Failure::ours(&e))
+        connections::access_token(
+            self.pool,
+            self.publisher.keyring,
+            self.publisher.platforms,
+            self.org,
+            connection,
+            force,
+        )
+        .await
+        .map_err(|e| Failure::ours(&e))
+    }
+
+    /// A platform call with the connection's token, made again once with
+    /// a refreshed token when the platform answers 401.
+    async fn with_token<T, F, Fut>(&self, connection: uuid::Uuid, call: F) -> std::result::Result<T, Failure>
+    where
+        F: Fn(Secret<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<T, PublishError>>,
+    {
+        let token = self.token(connection, false).await?;
+        match call(token).await {
+            Err(PublishError::Unauthorized { .. }) => {
+                let token = self.token(connection, true).await?;
+                call(token).await.map_err(|e| Failure::platform(&e))
+            }
+            other => other.map_err(|e| Failure::platform(&e)),
+        }
+    }
+
+    async fn apply(
+        &self,
+        id: uuid::Uuid,
+        change: Change<'_>,
+        event: Option<EventType>,
+    ) -> std::result::Result<Publication, Failure> {
+        apply(self.pool, self.org, id, change, event).await.map_err(|e| Failure::ours(&e))
+    }
+
+    /// Stores the upload session sealed, before the first byte goes.
+    async fn store_session(&self, id: uuid::Uuid, session: &str) -> std::result::Result<(), Failure> {
+        let sealed = self.publisher.keyring.seal(session.as_bytes(), &session_context(self.org, id));
+        store_session(self.pool, self.org, id, &sealed).await.map_err(|e| Failure::ours(&e))
+    }
+
+    async fn clear_session(&self, id: uuid::Uuid) -> std::result::Result<(), Failure> {
+        clear_session(self.pool, self.org, id).await.map_err(|e| Failure::ours(&e))
+    }
+
+    /// The publication's connection.
+    async fn connection(&self, p: &Publication) -> std::result::Result<connections::Connection, Failure> {
+        connections::get(self.pool, self.org, p.connection_id).await.map_err(|e| Failure::ours(&e))
+    }
+
+    /// Published: the platform's id, link and privacy (`publication.published`).
+    async fn published(
+        &self,
+        p: &Publication,
+        platform_id: &str,
+        url: Option<&str>,
+        privacy: &str,
+        notice: Option<&str>,
+    ) -> std::result::Result<Outcome, Failure> {
+        let change = Change {
+            status: Some("published"),
+            platform: Some((platform_id, url, privacy, None)),
+            notice: notice.map(Some),
+            session: Some(None),
+            uploaded: true,
+            published: true,
+            ..Change::default()
+        };
+        self.apply(p.id, change, Some(EventType::PublicationPublished)).await?;
+        Ok(Outcome::Complete)
     }
 }
 
-/// Uploads the short: a new session (stored sealed before the first
-/// byte), or the stored one resumed from where the platform stopped.
-async fn upload(
-    pool: &PgPool,
-    account: &Account<'_>,
-    p: &Publication,
-    source: &StorageSource<'_>,
-    session: Option<UploadSession>,
-    keyring: &Keyring,
-) -> std::result::Result<videdit_publish::youtube::UploadedVideo, Failure> {
+/// A short ready to go: the publication, its bytes, its recipe, the
+/// stored upload session (opened) if an earlier run began one.
+struct Upload<'a> {
+    p: Publication,
+    source: StorageSource<'a>,
+    recipe: ClipRecipe,
+    session: Option<Secret<String>>,
+}
+
+/// How long to wait before looking at processing again: a quarter of the
+/// time it has taken so far, within [`POLL_MIN`] and [`POLL_MAX`].
+fn poll_after(since: OffsetDateTime) -> Duration {
+    let elapsed: Duration = (OffsetDateTime::now_utc() - since).try_into().unwrap_or(Duration::ZERO);
+    (elapsed / 4).clamp(POLL_MIN, POLL_MAX)
+}
+
+/// Fails a publication processing longer than [`PROCESSING_LIMIT`].
+fn processing_timeout(p: &Publication, platform: &str) -> std::result::Result<(), Failure> {
+    if OffsetDateTime::now_utc() - p.updated_at > PROCESSING_LIMIT {
+        return Err(Failure::fatal(
+            "platform_processing_timeout",
+            format!("{platform} was still processing the video after {PROCESSING_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs an upload with its progress written once a second while it runs
+/// and once at its end; `run` gets the counter of bytes the platform took.
+async fn reporting<T, F, Fut>(pool: &PgPool, p: &Publication, run: F) -> std::result::Result<T, Failure>
+where
+    F: FnOnce(Arc<AtomicU64>) -> Fut,
+    Fut: Future<Output = std::result::Result<T, Failure>>,
+{
     let sent = Arc::new(AtomicU64::new(u64::try_from(p.bytes_sent).unwrap_or(0)));
-    // Progress is written once a second while the upload runs.
     let reporter = {
         let (pool, sent, id) = (pool.clone(), sent.clone(), p.id);
         tokio::spawn(async move {
@@ -764,82 +936,27 @@ async fn upload(
                 let now = sent.load(Ordering::Relaxed);
                 if now != last {
                     last = now;
-                    let _ = sqlx::query(
-                        "UPDATE videdit.publications SET bytes_sent = $2, updated_at = now()
-                          WHERE id = $1 AND status = 'uploading'",
-                    )
-                    .bind(id)
-                    .bind(i64::try_from(now).unwrap_or(i64::MAX))
-                    .execute(&pool)
-                    .await;
+                    let _ = write_progress(&pool, id, now).await;
                 }
             }
         })
     };
     let _stop = AbortOnDrop(reporter);
-    let progress = |done: u64, _total: u64| sent.store(done, Ordering::Relaxed);
-    let result = transfer(pool, account, p, source, session, keyring, &progress, &sent).await;
+    let result = run(sent.clone()).await;
     // What the platform confirmed, also when the run ends between two reports.
-    let _ = sqlx::query(
-        "UPDATE videdit.publications SET bytes_sent = $2, updated_at = now() WHERE id = $1 AND status = 'uploading'",
-    )
-    .bind(p.id)
-    .bind(i64::try_from(sent.load(Ordering::Relaxed)).unwrap_or(i64::MAX))
-    .execute(pool)
-    .await;
+    let _ = write_progress(pool, p.id, sent.load(Ordering::Relaxed)).await;
     result
 }
 
-/// The upload's protocol: start (the session stored sealed before the
-/// first byte) or resume, a refresh on the first 401, a fresh session when
-/// the platform forgot the stored one.
-#[allow(clippy::too_many_arguments)]
-async fn transfer(
-    pool: &PgPool,
-    account: &Account<'_>,
-    p: &Publication,
-    source: &StorageSource<'_>,
-    mut session: Option<UploadSession>,
-    keyring: &Keyring,
-    progress: &(dyn Fn(u64, u64) + Sync),
-    sent: &AtomicU64,
-) -> std::result::Result<videdit_publish::youtube::UploadedVideo, Failure> {
-    let org = account.org;
-    let mut token = account.token(p.connection_id, false).await?;
-    let mut refreshed = false;
-    loop {
-        let result = match &session {
-            Some(s) => account.youtube.resume(&token, s, source, progress).await,
-            None => {
-                let meta = video_meta(p)?;
-                let started = account.youtube.start_upload(&token, &meta, source.len(), source.content_type()).await;
-                match started {
-                    Ok(s) => {
-                        let sealed = keyring.seal(s.uri.as_bytes(), &session_context(org, p.id));
-                        store_session(pool, org, p.id, &sealed).await.map_err(|e| Failure::ours(&e))?;
-                        let r = account.youtube.upload(&token, &s, source, progress).await;
-                        session = Some(s);
-                        r
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        match result {
-            Ok(video) => return Ok(video),
-            Err(PublishError::Unauthorized { .. }) if !refreshed => {
-                refreshed = true;
-                token = account.token(p.connection_id, true).await?;
-            }
-            Err(PublishError::UploadSessionExpired { .. }) if session.is_some() => {
-                // Gone at the platform: a fresh session, from the first byte.
-                clear_session(pool, org, p.id).await.map_err(|e| Failure::ours(&e))?;
-                session = None;
-                sent.store(0, Ordering::Relaxed);
-            }
-            Err(e) => return Err(Failure::platform(&e)),
-        }
-    }
+async fn write_progress(pool: &PgPool, id: uuid::Uuid, sent: u64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE videdit.publications SET bytes_sent = $2, updated_at = now() WHERE id = $1 AND status = 'uploading'",
+    )
+    .bind(id)
+    .bind(i64::try_from(sent).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -848,20 +965,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn video_meta(p: &Publication) -> std::result::Result<VideoMeta, Failure> {
-    let privacy = parse_privacy(&p.privacy).map_err(|e| Failure::ours(&e))?;
-    let ahead = p.scheduled_at.filter(|at| *at > OffsetDateTime::now_utc() + PLATFORM_SCHEDULE_AHEAD);
-    Ok(VideoMeta {
-        title: p.title.clone(),
-        description: p.description.clone(),
-        tags: p.tags.clone(),
-        privacy,
-        publish_at: if privacy == Privacy::Private { None } else { ahead },
-        category_id: "22".into(),
-        made_for_kids: false,
-    })
 }
 
 async fn store_session(pool: &PgPool, org: OrgId, id: uuid::Uuid, sealed: &str) -> Result<()> {
@@ -886,47 +989,6 @@ async fn clear_session(pool: &PgPool, org: OrgId, id: uuid::Uuid) -> Result<()> 
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Follows processing on the platform: published when done, failed when
-/// the platform rejects it or it takes longer than [`PROCESSING_LIMIT`].
-async fn follow(pool: &PgPool, account: &Account<'_>, p: Publication) -> std::result::Result<Outcome, Failure> {
-    let ours = |e: Error| Failure::ours(&e);
-    let Some(video_id) = p.platform_id.clone() else {
-        return Err(Failure::fatal("internal", "a processing publication without a platform id"));
-    };
-    let mut token = account.token(p.connection_id, false).await?;
-    let status = match account.youtube.video_status(&token, &video_id).await {
-        Err(PublishError::Unauthorized { .. }) => {
-            token = account.token(p.connection_id, true).await?;
-            account.youtube.video_status(&token, &video_id).await
-        }
-        other => other,
-    }
-    .map_err(|e| Failure::platform(&e))?;
-    match status.upload_status.as_str() {
-        "processed" => {
-            let privacy = status.privacy_status.clone();
-            let url = p.platform_url.clone().unwrap_or_default();
-            let change = Change {
-                status: Some("published"),
-                platform: Some((&video_id, &url, &privacy, status.publish_at)),
-                published: true,
-                ..Change::default()
-            };
-            apply(pool, account.org, p.id, change, Some(EventType::PublicationPublished)).await.map_err(ours)?;
-            Ok(Outcome::Complete)
-        }
-        "failed" | "rejected" | "deleted" => {
-            let why = status.failure_reason.or(status.rejection_reason).unwrap_or_else(|| status.upload_status.clone());
-            Err(Failure::fatal("platform_processing_failed", format!("YouTube did not publish the video: {why}")))
-        }
-        _ if OffsetDateTime::now_utc() - p.updated_at > PROCESSING_LIMIT => Err(Failure::fatal(
-            "platform_processing_timeout",
-            format!("YouTube was still processing the video after {PROCESSING_LIMIT}"),
-        )),
-        _ => Ok(Outcome::Snooze(PROCESSING_POLL)),
-    }
 }
 
 /// A short in object storage as a [`ByteSource`]: each `open` is one
