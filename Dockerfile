@@ -9,6 +9,15 @@
 # (every Fly.io machine, any server CPU since 2015) and not only on the
 # builder's CPU.
 
+# The web app: built with node here, embedded in the binary (no node at run time).
+FROM node:20-bookworm-slim AS web
+WORKDIR /src
+COPY clients/typescript/src/schema.d.ts clients/typescript/src/schema.d.ts
+COPY web/package.json web/package-lock.json web/tsconfig.json web/
+RUN cd web && npm ci --no-audit --no-fund
+COPY web/src web/src
+RUN cd web && npm run build
+
 FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake clang libclang-dev pkg-config \
@@ -17,6 +26,7 @@ ENV GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON \
     CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 WORKDIR /src
 COPY . .
+COPY --from=web /src/web/dist web/dist
 # Registry and target directory are cache mounts: a rebuild after a source
 # change recompiles our crates only, not the dependencies (or whisper.cpp).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

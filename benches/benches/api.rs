@@ -104,6 +104,7 @@ async fn main() {
         payments: None,
         stripe_webhook: None,
         stripe_publishable_key: None,
+        clerk_publishable_key: None,
         platforms: Default::default(),
         pool: pool.clone(),
         storage: Arc::new(local.clone()),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub stripe_webhook: Option<crate::billing::StripeWebhook>,
     /// `STRIPE_PUBLISHABLE_KEY`, shown to the web app.
     pub stripe_publishable_key: Option<String>,
+    /// Clerk's publishable key, for the web app's sign-in (`CLERK_PUBLISHABLE_KEY`).
+    pub clerk_publishable_key: Option<String>,
     /// The platform clients configured (`YOUTUBE_*`, `TIKTOK_*`, `INSTAGRAM_*`).
     pub platforms: videdit_service::connections::Platforms,
 }
@@ -74,6 +76,7 @@ pub fn routes(state: Arc<AppState>, server_url: &str) -> impl Endpoint + use<> {
         .at("/readyz", poem::get(crate::health::readyz))
         .at("/metrics", poem::get(crate::health::metrics))
         .nest("/storage", crate::storage_routes::routes(state.clone()))
+        .nest("/", crate::web::routes())
         .data(state)
         .around(move |next, req| {
             let state = state_for_admission.clone();

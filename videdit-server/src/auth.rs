@@ -436,6 +436,12 @@ impl Authenticator {
         Self { mode, resolved: std::sync::Mutex::new(HashMap::new()) }
     }
 
+    /// Whether every request is the development user (no sign-in).
+    #[must_use]
+    pub fn is_insecure_dev(&self) -> bool {
+        matches!(self.mode, AuthMode::InsecureDev)
+    }
+
     /// Authenticates a bearer token and upserts the user, organisation and
     /// membership it names.
     ///

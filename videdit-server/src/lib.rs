@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod settings;
 pub mod storage_routes;
 pub mod telemetry;
+pub mod web;
 
 /// The OpenAPI spec as pretty JSON (what `videdit openapi` writes).
 #[must_use]

@@ -143,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 payments,
                 stripe_webhook,
                 stripe_publishable_key: server.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
+                clerk_publishable_key: server.clerk_publishable_key.clone(),
                 platforms: server.platforms()?,
             });
             let server_url = config.public_url.as_ref().map_or(public, |u| u.to_string());

@@ -150,6 +150,8 @@ pub struct ServerSettings {
     pub instagram: Option<videdit_publish::instagram::InstagramConfig>,
     /// How Meta gets a short's bytes (`INSTAGRAM_UPLOAD`).
     pub instagram_source: videdit_service::publications::InstagramSource,
+    /// Clerk's publishable key for the web app (`CLERK_PUBLISHABLE_KEY`).
+    pub clerk_publishable_key: Option<String>,
 }
 
 impl ServerSettings {
@@ -383,6 +385,10 @@ pub struct Settings {
     /// Allowed `azp` origins, comma-separated. Default: any.
     #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", help_heading = API)]
     pub clerk_authorized_parties: Option<String>,
+    /// Clerk's publishable key (`pk_…`), for the web app's sign-in with
+    /// Clerk's frontend SDK.
+    #[arg(long, env = "CLERK_PUBLISHABLE_KEY", help_heading = API)]
+    pub clerk_publishable_key: Option<String>,
     /// Bearer token for /metrics (API and worker). Default: none; only
     /// loopback peers get metrics.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, help_heading = API)]
@@ -660,6 +666,7 @@ impl Settings {
             "CLERK_JWKS_URL" => &self.clerk_jwks_url,
             "CLERK_AUDIENCE" => &self.clerk_audience,
             "CLERK_AUTHORIZED_PARTIES" => &self.clerk_authorized_parties,
+            "CLERK_PUBLISHABLE_KEY" => &self.clerk_publishable_key,
             "LIMIT_UPLOAD_BYTES" => &self.limit_upload_bytes,
             "LIMIT_DURATION_SECONDS" => &self.limit_duration_seconds,
             "LIMIT_REQUESTS_PER_SECOND" => &self.limit_requests_per_second,
@@ -833,6 +840,7 @@ impl ServerSettings {
                 tiktok,
                 instagram,
                 instagram_source,
+                clerk_publishable_key: check.var("CLERK_PUBLISHABLE_KEY"),
             })
         } else {
             Err(check.errors)

@@ -146,6 +146,10 @@ pub struct VideoBody {
     pub shorts_count: i64,
     /// Whether a transcript exists.
     pub has_transcription: bool,
+    /// `getVideo` only: a presigned GET of the uploaded source (to play it
+    /// beside its transcript), valid an hour.
+    #[oai(skip_serializing_if_is_none)]
+    pub source_url: Option<String>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Last changed.
@@ -173,6 +177,7 @@ impl VideoBody {
             size_bytes: v.size_bytes,
             shorts_count,
             has_transcription,
+            source_url: None,
             created_at: v.created_at,
             updated_at: v.updated_at,
         }

@@ -112,7 +112,15 @@ impl VideosApi {
         let v = db::get_video(&state.pool, p.org_id, id).await?;
         let shorts = db::list_shorts(&state.pool, p.org_id, id).await?;
         let has_t = db::has_transcript(&state.pool, p.org_id, id).await?;
-        Ok(Json(VideoBody::new(&v, shorts.len() as i64, has_t)))
+        let mut body = VideoBody::new(&v, shorts.len() as i64, has_t);
+        if let Some(key) = &v.source_key {
+            let signed = state
+                .storage
+                .presign_get(key, &PresignGet { expires_in: DOWNLOAD_URL_TTL, download_name: None })
+                .await?;
+            body.source_url = Some(signed.url);
+        }
+        Ok(Json(body))
     }
 
     /// Rename a video

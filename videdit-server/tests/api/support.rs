@@ -196,6 +196,7 @@ pub async fn spawn_app(pool: PgPool, options: Options) -> TestApp {
         payments: payments.clone(),
         stripe_webhook,
         stripe_publishable_key: options.stripe.as_ref().and_then(|s| s.publishable_key.clone()),
+        clerk_publishable_key: None,
         platforms: platforms.clone(),
         pool: app_pool,
         storage: storage.clone(),
