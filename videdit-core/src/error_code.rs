@@ -122,6 +122,8 @@ error_codes! {
     NotFound => ("not_found", 404, false),
     /// No such publication in this organisation.
     PublicationNotFound => ("publication_not_found", 404, false),
+    /// The route exists, but not with this method.
+    MethodNotAllowed => ("method_not_allowed", 405, false),
     // --- media ---
     /// The file is not a media file we can read.
     InvalidMedia => ("invalid_media", 422, false),

@@ -101,7 +101,8 @@ async fn render_error(err: poem::Error) -> Response {
     let code = match status {
         StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
         StatusCode::FORBIDDEN => ErrorCode::Forbidden,
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => ErrorCode::NotFound,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::UploadTooLarge,
         StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
         s if s.is_client_error() => ErrorCode::InvalidRequest,
@@ -110,6 +111,7 @@ async fn render_error(err: poem::Error) -> Response {
     let message = match code {
         ErrorCode::Unauthenticated => "no bearer token was sent".to_owned(),
         ErrorCode::NotFound => "no such route".to_owned(),
+        ErrorCode::MethodNotAllowed => "this route does not take that method".to_owned(),
         ErrorCode::Internal => "internal error".to_owned(),
         _ => err.to_string(),
     };
@@ -127,6 +129,7 @@ async fn request_id<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut resp = match tracing::Instrument::instrument(next.call(req), span.clone()).await {
         Ok(r) => r.into_response(),
@@ -135,10 +138,47 @@ async fn request_id<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
     span.in_scope(|| {
         tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "answered");
     });
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&path)
+        && let Ok(v) = allow.parse()
+    {
+        // RFC 9110: a 405 names the methods the resource takes.
+        resp.headers_mut().insert(poem::http::header::ALLOW, v);
+    }
     if let Ok(v) = id.parse() {
         resp.headers_mut().insert("x-request-id", v);
     }
     Ok(resp)
+}
+
+/// The methods the API takes at `path` (`/api/v1/...`), from the spec's
+/// path templates; `None` for a path the API does not have.
+fn allowed_methods(path: &str) -> Option<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(&crate::openapi_spec()).unwrap_or_default();
+        spec["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, ops)| {
+                        let segments = template.trim_matches('/').split('/').map(str::to_owned).collect();
+                        let methods =
+                            ops.as_object().map(|o| o.keys().map(|m| m.to_uppercase()).collect()).unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let rest = path.strip_prefix("/api/v1")?;
+    let asked: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    let (_, methods) = routes.iter().find(|(segments, _)| {
+        segments.len() == asked.len()
+            && segments.iter().zip(&asked).all(|(s, a)| (s.starts_with('{') && s.ends_with('}')) || s == a)
+    })?;
+    Some(methods.join(", "))
 }
 
 /// Opens the configured storage. For local storage, signed URLs point at

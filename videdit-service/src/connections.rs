@@ -196,11 +196,10 @@ fn verifier_context(org: OrgId, hash: &str) -> String {
 
 /// Starts connecting an account: the provider's consent URL, with a fresh
 /// single-use state and PKCE challenge. `mode` is TikTok's (default
-/// `direct`); other platforms take none.
+/// `direct`); other platforms ignore it.
 ///
 /// # Errors
-/// `platform_not_configured`; `invalid_request` for a mode given to
-/// another platform; database failures.
+/// `platform_not_configured`; database failures.
 pub async fn authorize(
     pool: &PgPool,
     keyring: &Keyring,
@@ -211,11 +210,8 @@ pub async fn authorize(
     mode: Option<PostMode>,
 ) -> Result<String> {
     platforms.check(platform)?;
-    let mode = match (platform, mode) {
-        (Platform::TikTok, m) => Some(m.unwrap_or(PostMode::Direct)),
-        (_, None) => None,
-        (_, Some(_)) => return Err(Error::invalid("mode applies to TikTok only (direct or inbox)")),
-    };
+    // The mode is TikTok's; other platforms have one way to post.
+    let mode = (platform == Platform::TikTok).then(|| mode.unwrap_or(PostMode::Direct));
     let state = {
         use rand::RngCore;
         let mut bytes = [0u8; 32];

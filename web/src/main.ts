@@ -603,9 +603,9 @@ async function shortPage(id: string): Promise<void> {
           ...recipe,
           startSeconds: s,
           endSeconds: end,
-          captionStyle: style.value,
-          aspect: aspect.value,
-          reframe: { ...recipe.reframe, mode: reframe.value },
+          captionStyle: style.value as Recipe["captionStyle"],
+          aspect: aspect.value as Recipe["aspect"],
+          reframe: { ...recipe.reframe, mode: reframe.value as Recipe["reframe"]["mode"] },
           title: titleInput.value,
           words: inRange.map((w) => ({ start: w.start, end: w.end, text: w.text })),
         };

@@ -20,6 +20,7 @@ use crate::auth::Action;
 
 /// A plan and its limits (absent: no limit).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct PlanBody {
     /// Stable id: what checkout takes.
@@ -60,6 +61,7 @@ impl From<&Plan> for PlanBody {
 
 /// The organisation's billing: plan, period, usage and limits.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct BillingBody {
     /// The plan whose limits apply now.
@@ -127,6 +129,7 @@ impl BillingBody {
 
 /// Start a checkout.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CheckoutRequest {
     /// The plan's id (one with a price).
@@ -136,6 +139,7 @@ pub struct CheckoutRequest {
 
 /// Where to send the person.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct SessionUrl {
     /// Stripe's hosted page.

@@ -7,21 +7,24 @@ use videdit_core::{Short, Video};
 
 /// Start an upload.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateUpload {
-    /// The file's name (used for the title and the extension).
+    /// The file's name (used for the title and the extension); no control
+    /// or bidirectional-override characters.
     #[oai(validator(min_length = 1, max_length = 255))]
     pub file_name: String,
-    /// `video/*` or `audio/*`.
-    #[oai(validator(min_length = 3, max_length = 127))]
+    /// `video/*` or `audio/*` (a media type, parameters allowed).
+    #[oai(validator(min_length = 7, max_length = 127, pattern = r"^(video|audio)/[!-~]+( *;[ -~]*)?$"))]
     pub content_type: String,
-    /// Exact size in bytes.
-    #[oai(validator(minimum(value = "1")))]
+    /// Exact size in bytes (at most 1 TiB; the organisation's limit is lower).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1099511627776")))]
     pub size: u64,
     /// The source's duration in seconds, when the client knows it: an
     /// upload over the plan's longest source or the period's remaining
     /// minutes is refused at once (402) instead of after it was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(validator(minimum(value = "0", exclusive = true)))]
     pub duration_seconds: Option<f64>,
 }
 
@@ -38,6 +41,7 @@ pub enum UploadMethod {
 
 /// A header the client must send.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Header {
     /// Name.
     pub name: String,
@@ -47,6 +51,7 @@ pub struct Header {
 
 /// One part's upload URL.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct PartUrl {
     /// 1-based.
@@ -57,6 +62,7 @@ pub struct PartUrl {
 
 /// Where and how to upload the file.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct UploadPlan {
     /// The upload (complete or abort it with this id).
@@ -82,6 +88,7 @@ pub struct UploadPlan {
 
 /// A part's ETag as the storage answered its PUT.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CompletedPartBody {
     /// 1-based.
@@ -93,6 +100,7 @@ pub struct CompletedPartBody {
 
 /// Finish an upload.
 #[derive(Debug, Clone, Object, Default, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CompleteUpload {
     /// For multipart uploads: every part, ascending.
@@ -119,6 +127,7 @@ pub enum VideoState {
 
 /// A video.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct VideoBody {
     /// Id.
@@ -192,6 +201,7 @@ impl From<&VideoSummary> for VideoBody {
 
 /// A page of videos.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct VideoPage {
     /// Newest first.
@@ -203,14 +213,16 @@ pub struct VideoPage {
 
 /// Rename a video.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RenameVideo {
-    /// The new title.
+    /// The new title; no control or bidirectional-override characters.
     #[oai(validator(min_length = 1, max_length = 300))]
     pub title: String,
 }
 
 /// Explainable parts of a short's score, each 0..1.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SubScoresBody {
     /// Opening hook.
     pub hook: f32,
@@ -228,6 +240,7 @@ pub struct SubScoresBody {
 
 /// A short.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct ShortBody {
     /// Id.

@@ -18,6 +18,7 @@ use crate::auth::Action;
 
 /// A connected account (its tokens never leave the server).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct ConnectionBody {
     /// Id.
@@ -65,6 +66,7 @@ impl From<Connection> for ConnectionBody {
 
 /// The organisation's connected accounts.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ConnectionList {
     /// Oldest first.
     pub items: Vec<ConnectionBody>,
@@ -72,6 +74,7 @@ pub struct ConnectionList {
 
 /// Where to send the person to consent.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuthorizeUrl {
     /// The platform's consent page; valid for 10 minutes, once.
     pub url: String,
@@ -122,7 +125,7 @@ impl ConnectionsApi {
         &self,
         auth: BearerAuth,
         #[oai(validator(pattern = "^(youtube|tiktok|instagram)$"))] platform: Path<String>,
-        /// TikTok only: `direct` (default) or `inbox`.
+        /// TikTok: `direct` (default) or `inbox`; other platforms ignore it.
         #[oai(validator(pattern = "^(direct|inbox)$"))]
         mode: Query<Option<String>>,
     ) -> ApiResult<Json<AuthorizeUrl>> {
@@ -150,7 +153,7 @@ impl ConnectionsApi {
     async fn callback(
         &self,
         auth: BearerAuth,
-        platform: Path<String>,
+        #[oai(validator(pattern = "^(youtube|tiktok|instagram)$"))] platform: Path<String>,
         code: Query<String>,
         state: Query<String>,
     ) -> ApiResult<Json<ConnectionBody>> {

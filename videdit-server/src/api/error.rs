@@ -7,6 +7,7 @@ use videdit_core::ErrorCode;
 
 /// The body of every error response.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
     /// Stable, machine-readable code (`video_not_found`, `forbidden`, …).
     pub code: String,

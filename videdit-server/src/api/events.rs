@@ -13,6 +13,7 @@ use crate::auth::Action;
 
 /// One domain event.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct EventBody {
     /// Id (UUIDv7, time-ordered; the cursor; the `webhook-id` of its deliveries).
@@ -44,6 +45,7 @@ impl From<&Event> for EventBody {
 
 /// A page of events.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct EventPage {
     /// Oldest first.
@@ -68,9 +70,13 @@ impl EventsApi {
     async fn list(
         &self,
         auth: BearerAuth,
+        #[oai(validator(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
         after: Query<Option<String>>,
+        #[oai(validator(
+            pattern = r"^(video\.uploaded|video\.stage_changed|transcript\.ready|short\.ready|short\.failed|video\.ready|video\.failed|video\.deleted|webhook\.test|webhook\.endpoint_disabled|billing\.plan_changed|billing\.quota_exceeded|billing\.payment_failed|publication\.scheduled|publication\.published|publication\.failed|publication\.canceled)(,(video\.uploaded|video\.stage_changed|transcript\.ready|short\.ready|short\.failed|video\.ready|video\.failed|video\.deleted|webhook\.test|webhook\.endpoint_disabled|billing\.plan_changed|billing\.quota_exceeded|billing\.payment_failed|publication\.scheduled|publication\.published|publication\.failed|publication\.canceled))*$"
+        ))]
         types: Query<Option<String>>,
-        #[oai(default = "default_limit")] limit: Query<i64>,
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<i64>,
     ) -> ApiResult<Json<EventPage>> {
         let (p, state) = auth.may(Action::Read)?;
         let after: Option<EventId> = match after.0.as_deref() {
@@ -96,4 +102,16 @@ impl EventsApi {
 
 fn default_limit() -> i64 {
     100
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `types` pattern of the spec names every event type.
+    #[test]
+    fn the_types_pattern_names_every_event_type() {
+        let listed = "video.uploaded|video.stage_changed|transcript.ready|short.ready|short.failed|video.ready|video.failed|video.deleted|webhook.test|webhook.endpoint_disabled|billing.plan_changed|billing.quota_exceeded|billing.payment_failed|publication.scheduled|publication.published|publication.failed|publication.canceled";
+        let listed: Vec<&str> = listed.split('|').collect();
+        let all: Vec<&str> = videdit_core::event::EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(listed, all, "update the `types` pattern in events.rs");
+    }
 }

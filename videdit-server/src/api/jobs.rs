@@ -44,6 +44,7 @@ impl JobType {
 
 /// A failed attempt of a job.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct JobAttemptError {
     /// Which attempt (1-based).
@@ -57,6 +58,7 @@ pub struct JobAttemptError {
 
 /// Start a job.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateJob {
     /// What to run.
     #[oai(rename = "type")]
@@ -85,6 +87,7 @@ pub enum JobStatus {
 
 /// A job.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct JobBody {
     /// Id.

@@ -19,6 +19,7 @@ use crate::auth::Action;
 /// Per-platform options; each is refused (400) by the platforms it does
 /// not apply to.
 #[derive(Debug, Clone, Default, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct PublicationOptions {
     /// TikTok: comments on. Default: on where the account allows them; asking
@@ -60,6 +61,7 @@ impl From<PublishOptions> for PublicationOptions {
 
 /// A publication of a short to a connected account.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct PublicationBody {
     /// Id.
@@ -152,6 +154,7 @@ impl From<Publication> for PublicationBody {
 
 /// What to publish where, and when.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CreatePublication {
     /// The connected account (`GET /connections`).
@@ -185,6 +188,7 @@ fn default_privacy() -> String {
 
 /// A new time.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct Reschedule {
     /// When to publish; absent: now.
@@ -193,6 +197,7 @@ pub struct Reschedule {
 
 /// Publications, newest first.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PublicationList {
     /// At most 500.
     pub items: Vec<PublicationBody>,

@@ -18,18 +18,20 @@ pub struct RecipesApi;
 
 /// One word to show, in source time.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct RecipeWord {
-    /// The word as shown, with its punctuation.
+    /// The word as shown, with its punctuation (printable, at most 100 characters).
     pub text: String,
     /// Start, seconds of source time.
     pub start: f64,
-    /// End, seconds of source time.
+    /// End, seconds of source time (not before `start`).
     pub end: f64,
 }
 
 /// How the source fills the frame.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct RecipeReframe {
     /// `fit` (the whole frame over a blurred copy) or `crop`.
@@ -41,13 +43,14 @@ pub struct RecipeReframe {
 
 /// Everything a short is rendered from.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct RecipeBody {
     /// Recipe format version (1).
     pub version: u32,
     /// Start in the source, seconds.
     pub start_seconds: f64,
-    /// End in the source, seconds.
+    /// End in the source, seconds: 1 to 180 s after the start, inside the video.
     pub end_seconds: f64,
     /// `9:16` (1080×1920), `1:1`, `4:5` or `16:9`.
     pub aspect: String,
@@ -55,9 +58,9 @@ pub struct RecipeBody {
     pub reframe: RecipeReframe,
     /// `bold`, `highlight`, `boxed` or `none`.
     pub caption_style: String,
-    /// The caption words (times in source seconds).
+    /// The caption words (times in source seconds), in time order, at most 2000.
     pub words: Vec<RecipeWord>,
-    /// Title.
+    /// Title; no control or bidirectional-override characters.
     pub title: String,
 }
 

@@ -85,6 +85,7 @@ impl VideosApi {
         &self,
         auth: BearerAuth,
         /// `nextCursor` of the previous page.
+        #[oai(validator(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
         cursor: Query<Option<String>>,
         /// Page size, 1..=100.
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]

@@ -19,11 +19,12 @@ use crate::auth::{Action, Principal};
 
 /// Create a webhook endpoint.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateWebhook {
     /// Where events are POSTed (`https://`; must not resolve to a private,
     /// loopback, link-local or metadata address).
-    #[oai(validator(min_length = 1, max_length = 2048))]
+    #[oai(validator(min_length = 10, max_length = 2048, pattern = r"^https?://[^\s/?#@]+[^\s]*$"))]
     pub url: String,
     /// Event types to receive; empty or absent: all.
     #[oai(default)]
@@ -35,9 +36,11 @@ pub struct CreateWebhook {
 
 /// Change a webhook endpoint (absent fields stay).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateWebhook {
     /// New URL (checked again).
+    #[oai(validator(min_length = 10, max_length = 2048, pattern = r"^https?://[^\s/?#@]+[^\s]*$"))]
     pub url: Option<String>,
     /// New event types.
     pub event_types: Option<Vec<String>>,
@@ -49,6 +52,7 @@ pub struct UpdateWebhook {
 
 /// A webhook endpoint.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct WebhookBody {
     /// Id.
@@ -95,6 +99,7 @@ impl WebhookBody {
 
 /// One event's delivery to an endpoint.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct DeliveryBody {
     /// Id.
@@ -142,6 +147,7 @@ impl From<&Delivery> for DeliveryBody {
 
 /// A test event was queued.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct TestSent {
     /// The `webhook.test` event.

@@ -13,6 +13,7 @@ mod publications;
 mod publishing;
 mod recipes;
 mod roles;
+mod schemathesis;
 mod seed;
 mod support;
 mod tenancy;
