@@ -13,6 +13,7 @@ mod publications;
 mod publishing;
 mod recipes;
 mod roles;
+mod rust_client;
 mod schemathesis;
 mod seed;
 mod support;
