@@ -88,6 +88,12 @@ impl MediaInfo {
         self.streams.iter().find(|s| s.kind == StreamKind::Audio)
     }
 
+    /// An attached picture (an audio file's cover art), when there is one.
+    #[must_use]
+    pub fn cover_art(&self) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.kind == StreamKind::Other && s.width.is_some() && s.height.is_some())
+    }
+
     /// Displayed width and height of the video (rotation applied).
     #[must_use]
     pub fn display_size(&self) -> Option<(u32, u32)> {

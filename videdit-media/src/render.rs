@@ -43,13 +43,13 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use videdit_core::ErrorCode;
-use videdit_core::recipe::{CaptionStyle, ClipRecipe};
+use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe};
 use videdit_core::time_range::TimeRange;
 
 pub use graph::{Fps, Geometry};
 pub use loudness::{Loudness, LoudnessReport, LoudnessTarget};
 
-use crate::captions::{CaptionFont, Captions};
+use crate::captions::{CaptionFont, CaptionLayout, Captions};
 use crate::error::Error;
 use crate::probe::{probe, probe_url};
 use crate::process::{Ffmpeg, Progress, Run, file_arg};
@@ -267,8 +267,15 @@ where
         Source::Local(path) => probe(ffmpeg, path).await?,
         Source::Url(url) => probe_url(ffmpeg, url).await?,
     };
-    let (sw, sh) = info.display_size().ok_or_else(|| Error::InvalidMedia("the source has no video stream".into()))?;
-    let fps = Fps::for_source(info.video().and_then(|v| v.frame_rate));
+    let has_audio = info.audio().is_some();
+    // No picture but sound (a podcast): the short is an audiogram.
+    let audiogram = info.display_size().is_none();
+    if audiogram && !has_audio {
+        return Err(Error::InvalidMedia("the source has neither pictures nor sound".into()).into());
+    }
+    let (sw, sh) = info.display_size().unwrap_or_else(|| recipe.aspect.size());
+    let fps =
+        if audiogram { Fps { num: 30, den: 1 } } else { Fps::for_source(info.video().and_then(|v| v.frame_rate)) };
     let start = recipe.range.start();
     let end = if info.duration > 0.0 { recipe.range.end().min(info.duration) } else { recipe.range.end() };
     let range = TimeRange::new(start, end).ok().filter(|r| r.duration() >= 1.0 / fps.value()).ok_or_else(|| {
@@ -281,7 +288,6 @@ where
     let duration = range.duration();
     let (width, height) = recipe.aspect.size();
     let geometry = Geometry::new((sw, sh), (width, height), recipe.reframe);
-    let has_audio = info.audio().is_some();
 
     let parent = match outputs.video.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -316,6 +322,23 @@ where
         }
     }
 
+    let title_file = dir.join("title.txt");
+    let title_font = options.font.clone().or_else(CaptionFont::installed);
+    let audiogram = if audiogram {
+        let titled = !recipe.title.trim().is_empty() && title_font.is_some();
+        if titled {
+            tokio::fs::write(&title_file, wrap_title(&recipe.title, width))
+                .await
+                .map_err(io("writing the audiogram's title"))?;
+        }
+        Some(graph::Audiogram {
+            cover: info.cover_art().map(|c| c.index),
+            title: title_font.as_ref().filter(|_| titled).map(|f| (title_file.as_path(), f.file.as_path())),
+            wave: wave_band(recipe.aspect, recipe.caption_style),
+        })
+    } else {
+        None
+    };
     let (video, wav, meta) = (dir.join("video.mp4"), dir.join("audio.wav"), dir.join("loudness.txt"));
     let encoder =
         graph::Encoder { preset: options.x264_preset.clone(), crf: options.crf, max_kbps: options.max_video_kbps };
@@ -330,6 +353,7 @@ where
         encoder: &encoder,
         video: &video,
         audio: has_audio.then_some((wav.as_path(), meta.as_path())),
+        audiogram,
     };
     let on_progress = |p: Progress| progress((p.time / duration).clamp(0.0, 1.0) * MAIN_SHARE);
     ffmpeg
@@ -497,10 +521,44 @@ pub async fn frame_rgb(ffmpeg: &Ffmpeg, video: &Path, at: f64) -> Result<Vec<u8>
     tokio::fs::read(&out).await.map_err(io("reading the decoded frame"))
 }
 
+/// An audiogram's title in lines that fit the frame (drawn at a 28th of
+/// the frame's height): at most three, the last cut with an ellipsis.
+fn wrap_title(title: &str, width: u32) -> String {
+    let per_line = (f64::from(width) / 38.0).floor().max(12.0) as usize;
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in title.split_whitespace() {
+        let line = lines.last_mut().expect("one line");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > per_line {
+            lines.push(String::new());
+        }
+        let line = lines.last_mut().expect("one line");
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if lines.len() > 3 {
+        lines.truncate(3);
+        lines[2].push('…');
+    }
+    lines.join("\n")
+}
+
+/// The waveform band of an audiogram: a fifth of the frame's height,
+/// ending a little above the caption box.
+fn wave_band(aspect: Aspect, style: CaptionStyle) -> (u32, u32) {
+    let (_, h) = aspect.size();
+    let style = if style == CaptionStyle::None { CaptionStyle::Bold } else { style };
+    let [_, caption_top, _, _] = CaptionLayout::new(aspect, style).caption_box();
+    let band = (f64::from(h) / 5.0 / 2.0).floor() * 2.0;
+    let top = (caption_top - band - f64::from(h) * 0.03).max(f64::from(h) * 0.2);
+    ((top / 2.0).floor() as u32 * 2, band as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use videdit_core::recipe::{Aspect, RECIPE_VERSION, Reframe};
+    use videdit_core::recipe::{RECIPE_VERSION, Reframe};
 
     fn recipe(source: &str) -> ClipRecipe {
         ClipRecipe {

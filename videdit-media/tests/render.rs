@@ -421,3 +421,95 @@ async fn bad_sources_and_ranges_fail_cleanly_and_cancelling_leaves_nothing() {
     assert!(matches!(err, RenderError::Media(Error::Cancelled)), "{err}");
     assert_only(&out, &[]);
 }
+
+/// An audio-only podcast (MP3, with and without cover art) becomes an
+/// audiogram: a 1080×1920 short with its sound, a waveform that moves with
+/// it, the captions in their box, and the cover art blurred behind, or a
+/// plain background without one.
+#[tokio::test]
+async fn an_audio_only_podcast_becomes_an_audiogram_with_a_moving_waveform_and_captions() {
+    let dir = tempfile::tempdir().unwrap();
+    let speech = format!("{SPEECH},apad");
+    let plain = generate(
+        dir.path(),
+        "podcast.mp3",
+        &["-f", "lavfi", "-i", &speech, "-t", "6", "-c:a", "libmp3lame", "-b:a", "128k"],
+    )
+    .await;
+    let covered = generate(
+        dir.path(),
+        "podcast-cover.mp3",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &speech,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=600x600",
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-t",
+            "6",
+            "-frames:v",
+            "1",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+            "-c:v",
+            "mjpeg",
+            "-disposition:v:0",
+            "attached_pic",
+            "-id3v2_version",
+            "3",
+        ],
+    )
+    .await;
+    let probed = videdit_media::probe::probe(&ff(), &covered).await.unwrap();
+    assert!(probed.display_size().is_none() && probed.cover_art().is_some(), "{probed:?}");
+    videdit_media::pipeline::check_renderable(&probed).unwrap();
+
+    let [_, y0, _, y1] = CaptionLayout::new(Aspect::Vertical, CaptionStyle::Bold).caption_box();
+    let (y0, y1) = (y0 as usize, y1 as usize);
+    let mut backgrounds = vec![];
+    for (name, src) in [("plain", &plain), ("cover", &covered)] {
+        let mut recipe = recipe(src, 0.5, 4.5, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+        recipe.title = "Why 90% of people retire broke, and what to do about it".into();
+        recipe.words = vec![word(" Hello", 0.6, 1.0), word(" and", 1.0, 1.2), word(" welcome", 1.2, 1.9)];
+        let outputs = RenderOutputs::in_dir(&dir.path().join(name), "short");
+        let r = run(&recipe, &outputs).await.unwrap();
+        check_outputs(&r, &recipe, 4.0, 30.0).await;
+        assert_eq!(r.caption_events, 3, "{name}");
+
+        // The waveform band changes from one moment to the next.
+        let (a, b) = (Frame::at(&r.video, 0.8, 1080).await, Frame::at(&r.video, 1.6, 1080).await);
+        let band = |f: &Frame| -> Vec<u8> {
+            let (top, bottom) = (y0.saturating_sub(700), y0.saturating_sub(60));
+            f.rgb[top * 1080 * 3..bottom * 1080 * 3].to_vec()
+        };
+        let changed = band(&a).iter().zip(band(&b)).filter(|(x, y)| x.abs_diff(*y) > 40).count();
+        assert!(changed > 5_000, "{name}: the waveform moves ({changed} bytes changed)");
+        // The spoken word lights up in the caption box, and the title is
+        // drawn at the top (its `%` drawn as it is, not expanded).
+        assert!(a.find(y0, y1, highlight).0 > 300, "{name}: captions in their box");
+        assert!(a.find(150, 420, white).0 > 2_000, "{name}: the title at the top");
+        // The background at the top corner: flat without cover art, the
+        // blurred picture with it.
+        let corner: Vec<[u8; 3]> = (0..40)
+            .map(|i| {
+                let o = (20 * 1080 + 20 + i * 20) * 3;
+                [a.rgb[o], a.rgb[o + 1], a.rgb[o + 2]]
+            })
+            .collect();
+        backgrounds.push(corner);
+    }
+    // The largest difference of any pixel from the first, over the channels.
+    let spread =
+        |c: &[[u8; 3]]| c.iter().flat_map(|p| p.iter().zip(c[0]).map(|(a, b)| a.abs_diff(b))).max().unwrap_or(0);
+    assert!(spread(&backgrounds[0]) < 12, "a plain background: {:?}", &backgrounds[0][..4]);
+    assert!(backgrounds[0] != backgrounds[1], "the cover art shows behind");
+}

@@ -158,6 +158,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let listener = poem::listener::TcpListener::bind(server.bind);
             tracing::info!(bind = %server.bind, "serving");
+            let base = server_url.trim_end_matches('/');
+            if videdit_server::web::built() {
+                tracing::info!("the web app: open {base}/ (the API is at {base}/api/v1)");
+            } else {
+                tracing::warn!(
+                    "this binary has no web app (run `npm --prefix web ci && npm --prefix web run build`, then build \
+                     again); the API is at {base}/api/v1"
+                );
+            }
             poem::Server::new(listener)
                 .run_with_graceful_shutdown(
                     app::routes(state, &server_url),

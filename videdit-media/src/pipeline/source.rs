@@ -19,8 +19,9 @@ pub async fn probe_source(ffmpeg: &Ffmpeg, input: &str, limits: &MediaLimits) ->
     Ok(info)
 }
 
-/// Checks that probed media can become shorts: it needs pictures (audio
-/// alone is transcribed by [`Transcriber`](crate::transcribe::Transcriber), but there is nothing to frame).
+/// Checks that probed media can become shorts: a picture big enough to
+/// frame, or sound alone (a podcast: its shorts are audiograms, see
+/// [`crate::render`]).
 ///
 /// # Errors
 /// [`Error::InvalidMedia`] naming what is missing.
@@ -28,7 +29,8 @@ pub fn check_renderable(info: &MediaInfo) -> Result<(), Error> {
     match info.display_size() {
         Some((w, h)) if w >= 16 && h >= 16 => Ok(()),
         Some((w, h)) => Err(Error::InvalidMedia(format!("the picture is only {w}×{h} pixels"))),
-        None => Err(Error::InvalidMedia("the file has no video stream: shorts need pictures".into())),
+        None if info.audio().is_some() => Ok(()),
+        None => Err(Error::InvalidMedia("the file has neither pictures nor sound".into())),
     }
 }
 

@@ -190,6 +190,62 @@ pub fn video_graph(geometry: Geometry, out: (u32, u32), fps: Fps, captions: Opti
     }
 }
 
+/// An audiogram: the picture made from the sound of an audio-only source.
+#[derive(Debug, Clone, Copy)]
+pub struct Audiogram<'a> {
+    /// The stream index of the source's cover art, blurred as the
+    /// background; `None`: a plain dark background.
+    pub cover: Option<u32>,
+    /// A text file with the title (drawn by `drawtext`, never escaped into
+    /// the graph), and the font to draw it with.
+    pub title: Option<(&'a Path, &'a Path)>,
+    /// The top and the height of the waveform band, in output pixels.
+    pub wave: (u32, u32),
+}
+
+/// The background colour of an audiogram without cover art.
+pub const AUDIOGRAM_BACKGROUND: &str = "0x14202e";
+
+/// The video part of an audiogram's graph, to `[v]`: the background (the
+/// cover art of input 1, scaled to cover the frame, blurred and darkened,
+/// held for the whole clip; or a plain colour), the sound's waveform drawn
+/// across a band of the frame, the title, then the captions.
+#[must_use]
+pub fn audiogram_graph(a: &Audiogram<'_>, out: (u32, u32), fps: Fps, captions: Option<(&Path, &Path)>) -> String {
+    let (ow, oh) = out;
+    let rate = format!("{}/{}", fps.num, fps.den);
+    let background = match a.cover {
+        Some(i) => format!(
+            "[1:{i}]scale={ow}:{oh}:force_original_aspect_ratio=increase,crop={ow}:{oh},boxblur=20:2,\
+             eq=brightness=-0.3,loop=loop=-1:size=1,fps={rate},format=yuv420p[bg]"
+        ),
+        None => format!("color=c={AUDIOGRAM_BACKGROUND}:s={ow}x{oh}:r={rate},format=yuv420p[bg]"),
+    };
+    let (wave_y, wave_h) = a.wave;
+    // One frame's samples exactly fill the width: a sample a column.
+    let per_second = u64::from(ow) * u64::from(fps.num) / u64::from(fps.den.max(1));
+    let wave = format!(
+        "[0:a:0]aformat=channel_layouts=mono,aresample={per_second},showwaves=s={ow}x{wave_h}:mode=cline:\
+         rate={rate}:scale=sqrt:colors=0xf2f5f8:draw=full,format=yuva420p[wave]"
+    );
+    let title = a.title.map_or_else(String::new, |(text, font)| {
+        format!(
+            ",drawtext=textfile={}:fontfile={}:expansion=none:fontcolor=white:fontsize={}:line_spacing={}:\
+             x=(w-text_w)/2:y={}:borderw=3:bordercolor=black@0.6",
+            filter_value(&text.display().to_string()),
+            filter_value(&font.display().to_string()),
+            oh / 28,
+            oh / 96,
+            oh / 12
+        )
+    });
+    let tail = match captions {
+        Some((script, fonts)) => format!(",setsar=1,{}[v]", ass_filter(script, fonts)),
+        None => ",setsar=1[v]".to_owned(),
+    };
+    format!("{background};{wave};[bg][wave]overlay=0:{wave_y}:shortest=1,format=yuv420p{title}{tail}")
+}
+
 /// The ebur128 measurement feeding the metadata of every audio frame to
 /// `meta` (a file), where [`super::loudness::parse`] reads the last values.
 fn measure_filter(meta: &Path) -> String {
@@ -239,6 +295,8 @@ pub struct MainRun<'a> {
     pub video: &'a Path,
     /// Audio (WAV, 32-bit float) and loudness metadata files, when the source has audio.
     pub audio: Option<(&'a Path, &'a Path)>,
+    /// An audio-only source: the picture is made from its sound.
+    pub audiogram: Option<Audiogram<'a>>,
 }
 
 impl MainRun<'_> {
@@ -249,7 +307,10 @@ impl MainRun<'_> {
     /// video encoded, the audio kept as float WAV and measured.
     #[must_use]
     pub fn args(&self) -> Vec<String> {
-        let mut graph = video_graph(self.geometry, self.out, self.fps, self.captions);
+        let mut graph = match &self.audiogram {
+            Some(a) => audiogram_graph(a, self.out, self.fps, self.captions),
+            None => video_graph(self.geometry, self.out, self.fps, self.captions),
+        };
         if let Some((_, meta)) = self.audio {
             graph.push(';');
             graph.push_str(&audio_graph(self.duration, meta));
@@ -258,6 +319,12 @@ impl MainRun<'_> {
         let mut args: Vec<String> =
             vec!["-y".into(), "-ss".into(), format!("{:.6}", self.start), "-t".into(), format!("{:.6}", self.duration)];
         args.extend(safe_input_args(self.input));
+        if self.audiogram.is_some_and(|a| a.cover.is_some()) {
+            // The cover art again, unseeked: a picture at time 0 that the
+            // seek of the first input would skip. Only its start is read.
+            args.extend(["-t".to_owned(), "0.1".to_owned()]);
+            args.extend(safe_input_args(self.input));
+        }
         // An option and its value per line.
         #[rustfmt::skip]
         let video = [
@@ -472,6 +539,7 @@ mod tests {
             encoder: &encoder,
             video: &video,
             audio: Some((&wav, &meta)),
+            audiogram: None,
         };
         let args = run.args();
         let i = args.iter().position(|a| a == "-i").unwrap();
