@@ -89,6 +89,7 @@ export const api = {
   deleteVideo: (id: string) => call<unknown>("DELETE", `/videos/${id}`),
   shorts: (id: string) => call<{ items: Short[] } | Short[]>("GET", `/videos/${id}/shorts`).then((r) => (Array.isArray(r) ? r : r.items)),
   short: (id: string) => call<Short>("GET", `/shorts/${id}`),
+  jobs: (id: string) => call<{ items: Job[] } | Job[]>("GET", `/videos/${id}/jobs`).then((r) => (Array.isArray(r) ? r : r.items)),
   transcript: (id: string) => call<Transcript>("GET", `/videos/${id}/transcript`),
   recipe: (id: string) => call<Recipe>("GET", `/shorts/${id}/recipe`),
   putRecipe: (id: string, r: Recipe) => call<Recipe>("PUT", `/shorts/${id}/recipe`, r),

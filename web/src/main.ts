@@ -228,6 +228,21 @@ async function thumbnail(v: Video): Promise<string | undefined> {
   return t;
 }
 
+/** The running stage's progress (the job's `percent`), shown under a processing video. */
+function stageProgress(v: Video): HTMLElement | null {
+  if (v.status !== "processing") return null;
+  const bar = h("progress", { max: 100, "aria-label": `${v.title}: ${v.stage ?? "processing"}` });
+  void api
+    .jobs(v.id)
+    .then((jobs) => {
+      const running = jobs.find((j) => j.status === "running");
+      const percent = (running?.progress as { percent?: number } | undefined)?.percent;
+      if (typeof percent === "number") bar.value = percent;
+    })
+    .catch(() => undefined);
+  return bar;
+}
+
 function videoCard(v: Video): HTMLElement {
   const img = h("div", { class: "thumb", "aria-hidden": "true" });
   void thumbnail(v).then((t) => t && img.replaceChildren(h("img", { src: t, alt: "" })));
@@ -279,6 +294,7 @@ function videoCard(v: Video): HTMLElement {
         badge(v.status, v.stage),
         ` · ${fmtTime(v.durationSeconds)} · ${v.shortsCount} shorts`,
       ),
+      stageProgress(v),
       v.failureReason ? h("p", { class: "error-text" }, v.failureReason) : null,
       h("div", { class: "row" }, rename, del),
     ),
@@ -309,6 +325,11 @@ async function videosPage(): Promise<void> {
   );
   await refreshVideos();
   onEvents(() => void refreshVideos());
+  // Stage progress is not an event: look again while something processes.
+  const timer = setInterval(() => {
+    if (!document.getElementById("videos")) return clearInterval(timer);
+    if (document.querySelector('.card.video[data-status="processing"]')) void refreshVideos();
+  }, 3000);
 }
 
 // ---------------------------------------------------------------- a video
