@@ -5,7 +5,9 @@
 //! in as the dev user, upload a generated talk through the page, watch it
 //! reach ready without reloading, play a short, seek the source from the
 //! transcript, trim a short and fix a word and see the re-render, delete a
-//! video, and resume an interrupted multipart upload after a reload.
+//! video, resume an interrupted multipart upload after a reload, and
+//! connect a (fake) YouTube channel through the OAuth pages and publish a
+//! short to it from the publish dialog.
 //! Screenshots of every page land in `$CARGO_TARGET_DIR/web-e2e/`.
 
 use std::process::{Command, Stdio};
@@ -51,7 +53,32 @@ async fn a_person_uploads_follows_edits_and_deletes_in_the_web_app(pool: PgPool)
     let model = videdit_media::testing::tiny_en_test_model();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // A fake YouTube (Google's OAuth and upload protocol on loopback) that
+    // sends people back to the web app's callback page, and finishes
+    // processing what it holds, as YouTube does after a while.
+    let youtube = std::sync::Arc::new(videdit_publish::fake::FakeYouTube::start().await);
+    let callback = format!("{base}/connections/youtube/callback");
+    youtube.add_redirect_uri(&callback);
+    let yt = youtube.config();
+    let finisher = {
+        let youtube = youtube.clone();
+        tokio::spawn(async move {
+            loop {
+                for v in youtube.videos() {
+                    youtube.finish_processing(&v.id);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
     let env: Vec<(&str, String)> = vec![
+        ("YOUTUBE_CLIENT_ID", yt.client_id.clone()),
+        ("YOUTUBE_CLIENT_SECRET", yt.client_secret.expose().clone()),
+        ("YOUTUBE_REDIRECT_URI", callback.clone()),
+        ("YOUTUBE_AUTH_URL", yt.auth_url.to_string()),
+        ("YOUTUBE_TOKEN_URL", yt.token_url.to_string()),
+        ("YOUTUBE_REVOKE_URL", yt.revoke_url.to_string()),
+        ("YOUTUBE_API_BASE", yt.api_base.to_string()),
         ("DATABASE_URL", url_of(&pool).await),
         ("AUTH_MODE", "insecure-dev".into()),
         ("STORAGE", "local".into()),
@@ -93,6 +120,7 @@ async fn a_person_uploads_follows_edits_and_deletes_in_the_web_app(pool: PgPool)
     .await
     .expect("the browser test ends within 25 minutes")
     .expect("node runs");
+    finisher.abort();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let server_log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
     assert!(
@@ -108,4 +136,6 @@ async fn a_person_uploads_follows_edits_and_deletes_in_the_web_app(pool: PgPool)
         .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png")))
         .count();
     assert!(shots >= 12, "a screenshot of every page: {shots}");
+    // The short published from the page is the one YouTube holds.
+    assert_eq!(youtube.videos().len(), 1, "one short published through the web app");
 }

@@ -105,6 +105,25 @@ try {
   await page.locator("dialog").getByText("No connected accounts yet").waitFor();
   await snap("publish-dialog");
   await page.keyboard.press("Escape");
+
+  step("connect YouTube through its consent page and publish the short from the dialog");
+  await page.getByRole("navigation").getByRole("link", { name: "Accounts" }).click();
+  await page.getByRole("button", { name: "YouTube" }).click();
+  await page.getByRole("heading", { level: 1, name: "Connected" }).waitFor({ timeout: 30_000 });
+  await snap("connected");
+  await page.goto(`${base}/videos/${(await api(`/shorts/${shortId}`)).videoId}`);
+  await page.locator(".card.short").first().getByRole("button", { name: "Publish" }).click();
+  await page.getByLabel("Account").waitFor();
+  await page.getByLabel("Tags").fill("talk, money");
+  await snap("publish-form");
+  await page.locator("dialog").getByRole("button", { name: "Publish" }).click();
+  await page.locator("dialog").getByText("Scheduled").waitFor({ timeout: 30_000 });
+  await page.locator("dialog").getByRole("link", { name: "Follow it" }).click();
+  await page.getByRole("heading", { level: 1, name: "Publications" }).waitFor();
+  await page.locator("tbody .badge.published").first().waitFor({ timeout: 180_000 });
+  if ((await page.locator("tbody a", { hasText: "Open" }).count()) === 0) throw new Error("no link to the published video");
+  await snap("published");
+
   for (const [path, name, text] of [
     ["/connections", "accounts", "Connected accounts"],
     ["/publications", "publications", "Publications"],

@@ -727,7 +727,9 @@ async function publishDialog(s: Short): Promise<void> {
                 scheduledAt: when.value ? new Date(when.value).toISOString() : undefined,
                 options: {},
               });
-              out.replaceChildren(h("p", {}, `Scheduled (${p.status}). `), link("/publications", "Follow it"));
+              const follow = link("/publications", "Follow it");
+              follow.addEventListener("click", () => dialog.close());
+              out.replaceChildren(h("p", {}, `Scheduled (${p.status}). `), follow);
             } catch (err) {
               out.replaceChildren(errorBox(err));
             }
