@@ -672,8 +672,8 @@ pub fn meter_identifier(video: VideoId) -> String {
 /// # Errors
 /// The provider's failures (retryable); database failures.
 pub async fn report_usage(pool: &PgPool, provider: &dyn PaymentProvider, job: &UsageJob) -> Result<bool> {
-    let row: Option<(i32, String, Option<String>)> = sqlx::query_as(
-        "SELECT l.seconds, l.state, a.stripe_customer_id
+    let row: Option<(i32, String, Option<String>, OffsetDateTime)> = sqlx::query_as(
+        "SELECT l.seconds, l.state, a.stripe_customer_id, l.updated_at
            FROM videdit.usage_ledger l LEFT JOIN videdit.billing_accounts a ON a.org_id = l.org_id
           WHERE l.org_id = $1 AND l.video_id = $2",
     )
@@ -681,12 +681,16 @@ pub async fn report_usage(pool: &PgPool, provider: &dyn PaymentProvider, job: &U
     .bind(job.video_id.as_uuid())
     .fetch_optional(pool)
     .await?;
-    let Some((seconds, state, Some(customer))) = row else { return Ok(false) };
+    let Some((seconds, state, Some(customer), committed_at)) = row else { return Ok(false) };
     if state != "committed" {
         return Ok(false);
     }
     let seconds = u64::try_from(seconds).unwrap_or(0);
-    provider.report_usage(&customer, &meter_identifier(job.video_id), seconds, OffsetDateTime::now_utc()).await?;
+    // The event's time is when the usage was committed, not when this run
+    // reports it: a retried report then sends the very same request, which
+    // Stripe's idempotency key requires (a new timestamp under the same key
+    // is refused with `idempotency_error`).
+    provider.report_usage(&customer, &meter_identifier(job.video_id), seconds, committed_at).await?;
     Ok(true)
 }
 

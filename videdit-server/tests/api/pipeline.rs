@@ -665,6 +665,9 @@ async fn a_ready_video_is_charged_and_metered_once_and_the_next_beyond_the_quota
         video_id: video.parse().unwrap(),
     };
     let provider = app.payments.clone().unwrap();
+    // Reported again a second later (a retried job): the same request under
+    // the same idempotency key, so Stripe takes it and counts it once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(videdit_service::billing::report_usage(&pool, provider.as_ref(), &job).await.unwrap(), "reported again");
     let events = fake.meter_events();
     assert_eq!(events.len(), 1, "a retried report counts once: {events:?}");
