@@ -77,6 +77,47 @@ pub(crate) trait App: Send + Sync + 'static {
     fn dropped(&self, head: &Head, partial: Vec<u8>);
 }
 
+/// Locks a fake's state (a panic in another request does not poison it for the test).
+pub(crate) fn lock<S>(state: &std::sync::Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A fake serving on loopback until dropped, and the state it serves from.
+pub(crate) struct Served<S> {
+    pub addr: std::net::SocketAddr,
+    pub state: std::sync::Arc<std::sync::Mutex<S>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl<S> Served<S> {
+    /// Serves `app` (which holds `state`) on `127.0.0.1:0`, then tells the
+    /// state its base URL with `set_base`.
+    pub async fn start(
+        state: std::sync::Arc<std::sync::Mutex<S>>,
+        app: std::sync::Arc<dyn App>,
+        set_base: impl FnOnce(&mut S, String),
+    ) -> Self {
+        let (addr, accept) = serve(app).await;
+        set_base(&mut lock(&state), format!("http://{addr}"));
+        Self { addr, state, accept }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        lock(&self.state)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl<S> Drop for Served<S> {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
 /// Serves `app` on `127.0.0.1:0` until the returned task is aborted.
 ///
 /// # Panics

@@ -16,7 +16,6 @@
 //! unfetchable URL, a cut upload, expired tokens, a spent limit.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use time::OffsetDateTime;
 use url::Url;
 use videdit_core::secret::Secret;
 
-use super::http::{self, App, Head, Plan, Response};
+use super::http::{self, App, Head, Plan, Response, Served};
 use super::random;
 use crate::RetryPolicy;
 use crate::instagram::{InstagramConfig, MAX_REEL_BYTES, MAX_REEL_SECS, MAX_REEL_WIDTH, MIN_REEL_SECS};
@@ -60,20 +59,12 @@ pub struct FakeContainer {
 
 /// A running fake, serving until dropped.
 pub struct FakeInstagram {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    accept: tokio::task::JoinHandle<()>,
+    served: Served<State>,
 }
 
 impl std::fmt::Debug for FakeInstagram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeInstagram").field("addr", &self.addr).finish_non_exhaustive()
-    }
-}
-
-impl Drop for FakeInstagram {
-    fn drop(&mut self) {
-        self.accept.abort();
+        f.debug_struct("FakeInstagram").field("addr", &self.served.addr).finish_non_exhaustive()
     }
 }
 
@@ -207,19 +198,17 @@ impl FakeInstagram {
             seq: 0,
         }));
         let app: Arc<dyn App> = Arc::new(InstagramApp { state: state.clone(), http: reqwest::Client::new() });
-        let (addr, accept) = http::serve(app).await;
-        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).base = format!("http://{addr}");
-        Self { addr, state, accept }
+        Self { served: Served::start(state, app, |s, base| s.base = base).await }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.served.lock()
     }
 
     /// `http://127.0.0.1:PORT`.
     #[must_use]
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.base_url()
     }
 
     /// A client configuration for this fake: its endpoints and app,
@@ -352,7 +341,7 @@ struct InstagramApp {
 
 impl InstagramApp {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        http::lock(&self.state)
     }
 }
 

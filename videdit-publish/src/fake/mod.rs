@@ -62,7 +62,6 @@ pub async fn make_mp4(out: &std::path::Path, secs: u32, faststart: bool) {
 pub use tiktok::{FakeTikTok, FakeTikTokPost};
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -75,26 +74,19 @@ use videdit_core::secret::Secret;
 use crate::RetryPolicy;
 use crate::oauth::Tokens;
 use crate::youtube::{SCOPE_READONLY, SCOPE_UPLOAD, YouTubeConfig};
+use http::Served;
 
 /// The redirect URI the fake's client is registered with.
 pub const REDIRECT_URI: &str = "http://127.0.0.1/oauth/youtube/callback";
 
 /// A running fake, serving until dropped.
 pub struct FakeYouTube {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    accept: tokio::task::JoinHandle<()>,
+    served: Served<State>,
 }
 
 impl std::fmt::Debug for FakeYouTube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeYouTube").field("addr", &self.addr).finish_non_exhaustive()
-    }
-}
-
-impl Drop for FakeYouTube {
-    fn drop(&mut self) {
-        self.accept.abort();
+        f.debug_struct("FakeYouTube").field("addr", &self.served.addr).finish_non_exhaustive()
     }
 }
 
@@ -160,15 +152,13 @@ impl FakeYouTube {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(State::new(String::new())));
         let app: Arc<dyn http::App> = Arc::new(routes::Google { state: state.clone() });
-        let (addr, accept) = http::serve(app).await;
-        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).base = format!("http://{addr}");
-        Self { addr, state, accept }
+        Self { served: Served::start(state, app, |s, base| s.base = base).await }
     }
 
     /// `http://127.0.0.1:PORT`: the base of every endpoint.
     #[must_use]
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.base_url()
     }
 
     /// The registered OAuth client id.
@@ -320,7 +310,7 @@ impl FakeYouTube {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.served.lock()
     }
 }
 

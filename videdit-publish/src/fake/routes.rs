@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
 
-use super::http::{App, Head, Plan, Response};
+use super::http::{self, App, Head, Plan, Response};
 use super::{AuthCode, Session, State, Video, random};
 use crate::oauth::Pkce;
 use crate::youtube::{CHUNK_GRANULARITY, SCOPE_READONLY, SCOPE_UPLOAD};
@@ -24,7 +24,7 @@ pub(super) struct Google {
 
 impl Google {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        http::lock(&self.state)
     }
 }
 

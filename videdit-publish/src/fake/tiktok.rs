@@ -12,7 +12,6 @@
 //! dropped connection, expired tokens, a post TikTok fails.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 use videdit_core::secret::Secret;
 
-use super::http::{self, App, Head, Plan, Response};
+use super::http::{self, App, Head, Plan, Response, Served};
 use super::random;
 use crate::RetryPolicy;
 use crate::oauth::Pkce;
@@ -62,20 +61,12 @@ pub struct FakeTikTokPost {
 
 /// A running fake, serving until dropped.
 pub struct FakeTikTok {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    accept: tokio::task::JoinHandle<()>,
+    served: Served<State>,
 }
 
 impl std::fmt::Debug for FakeTikTok {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeTikTok").field("addr", &self.addr).finish_non_exhaustive()
-    }
-}
-
-impl Drop for FakeTikTok {
-    fn drop(&mut self) {
-        self.accept.abort();
+        f.debug_struct("FakeTikTok").field("addr", &self.served.addr).finish_non_exhaustive()
     }
 }
 
@@ -185,19 +176,17 @@ impl FakeTikTok {
             seq: 0,
         }));
         let app: Arc<dyn App> = Arc::new(TikTokApp { state: state.clone() });
-        let (addr, accept) = http::serve(app).await;
-        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).base = format!("http://{addr}");
-        Self { addr, state, accept }
+        Self { served: Served::start(state, app, |s, base| s.base = base).await }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.served.lock()
     }
 
     /// `http://127.0.0.1:PORT`.
     #[must_use]
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.base_url()
     }
 
     /// A client configuration for this fake: its endpoints and app,
@@ -394,7 +383,7 @@ struct TikTokApp {
 
 impl TikTokApp {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        http::lock(&self.state)
     }
 }
 

@@ -412,8 +412,8 @@ impl Instagram {
         if let Some(msg) = value.get("error_message").and_then(|m| m.as_str()) {
             return Err(PublishError::NeedsReauthorization { message: msg.to_owned() });
         }
-        if value.get("error").is_some() {
-            return Err(graph::<()>(status, &body, "token").unwrap_err());
+        if let Ok(e) = serde_json::from_value::<GraphErrorBody>(value.clone()) {
+            return Err(graph_error(status.as_u16(), &e.error, OffsetDateTime::now_utc()));
         }
         // The documented answer wraps it in `data: [..]`; some answers are flat.
         let inner = value.get("data").and_then(|d| d.get(0)).cloned().unwrap_or(value);
