@@ -44,7 +44,7 @@ pub use error_code::ErrorCode;
 pub use event::{Event, EventType};
 pub use id::{DeliveryId, EventId, InvalidId, JobId, OrgId, ShortId, UploadId, UserId, VideoId, WebhookId};
 pub use job_kind::JobKind;
-pub use recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe};
+pub use recipe::{Aspect, CaptionStyle, ClipRecipe, Keyframe, RECIPE_VERSION, Reframe};
 pub use secret::Secret;
 pub use short::{Short, ShortOutputs, ShortStatus, SubScores};
 pub use time_range::{InvalidTimeRange, TimeRange};

@@ -46,7 +46,7 @@ impl Aspect {
 }
 
 /// How the source frame is fitted into the output frame.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Reframe {
     /// Crop the source to the output shape. `x` is the horizontal centre of
@@ -57,8 +57,143 @@ pub enum Reframe {
         x: Option<f32>,
     },
     /// Show the whole source frame over a blurred, scaled copy of itself.
-    #[default]
     Fit,
+    /// Let the renderer look for faces and choose: `split` when two people
+    /// take turns speaking, `track` when there is a face, `fit` when there
+    /// is none. The rendered recipe holds the choice with its camera path.
+    #[default]
+    Auto,
+    /// A crop that follows a subject along a camera path. With no keyframes
+    /// the renderer finds the subject (the face that speaks, or the most
+    /// present one) and writes the path into the rendered recipe.
+    Track {
+        /// The camera path; empty: computed when rendered.
+        #[serde(default)]
+        keyframes: Vec<Keyframe>,
+    },
+    /// Two people stacked, each framed by a path of its own (top and
+    /// bottom halves of the output). With no keyframes the renderer finds
+    /// the two faces.
+    Split {
+        /// Crop height of each half as a fraction of the source height
+        /// (the half's width follows from its shape), 0.25..=1.
+        #[serde(default = "full_zoom")]
+        zoom: f32,
+        /// The top half's path (the person on the left).
+        #[serde(default)]
+        top: Vec<Keyframe>,
+        /// The bottom half's path.
+        #[serde(default)]
+        bottom: Vec<Keyframe>,
+    },
+}
+
+const fn full_zoom() -> f32 {
+    1.0
+}
+
+/// One point of a camera path: where the crop is centred at a moment.
+/// Between two keyframes the centre moves in a straight line; a keyframe
+/// marked `cut` is reached by a cut instead.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Keyframe {
+    /// Source seconds.
+    pub t: f64,
+    /// Crop centre, a fraction of the source width (0..=1).
+    pub x: f32,
+    /// Crop centre, a fraction of the source height (0..=1).
+    #[serde(default = "half")]
+    pub y: f32,
+    /// The camera cuts to this keyframe rather than moving to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
+}
+
+const fn half() -> f32 {
+    0.5
+}
+
+/// Most keyframes in one camera path (one every 0.3 s over the longest
+/// short; found paths need far fewer: straight lines join them).
+pub const MAX_KEYFRAMES: usize = 600;
+
+impl Keyframe {
+    /// The centre at `t` on `path` (sorted by time): held before the
+    /// first and after the last keyframe, linear between, a step at a cut.
+    #[must_use]
+    pub fn centre_at(path: &[Self], t: f64) -> Option<(f32, f32)> {
+        let first = path.first()?;
+        if t <= first.t {
+            return Some((first.x, first.y));
+        }
+        let i = path.partition_point(|k| k.t <= t);
+        let a = &path[i - 1];
+        let Some(b) = path.get(i) else { return Some((a.x, a.y)) };
+        if b.cut || b.t <= a.t {
+            return Some((a.x, a.y));
+        }
+        let f = ((t - a.t) / (b.t - a.t)) as f32;
+        Some((a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f))
+    }
+
+    fn check(path: &[Self], name: &str) -> Result<(), InvalidRecipe> {
+        if path.len() > MAX_KEYFRAMES {
+            return Err(InvalidRecipe(format!("{name} has at most {MAX_KEYFRAMES} keyframes")));
+        }
+        for (i, k) in path.iter().enumerate() {
+            let unit = |v: f32| (0.0..=1.0).contains(&v);
+            if !(k.t.is_finite() && k.t >= 0.0 && unit(k.x) && unit(k.y)) {
+                return Err(InvalidRecipe(format!("{name}[{i}] needs t >= 0 and x, y in 0..1")));
+            }
+        }
+        if path.windows(2).any(|p| p[1].t < p[0].t) {
+            return Err(InvalidRecipe(format!("{name} must be in time order")));
+        }
+        Ok(())
+    }
+}
+
+impl Reframe {
+    /// Whether the renderer still has to look at the source to choose the
+    /// framing (`auto`, or a `track` or `split` without a path).
+    #[must_use]
+    pub fn needs_analysis(&self) -> bool {
+        match self {
+            Self::Auto => true,
+            Self::Track { keyframes } => keyframes.is_empty(),
+            Self::Split { top, bottom, .. } => top.is_empty() || bottom.is_empty(),
+            Self::Crop { .. } | Self::Fit => false,
+        }
+    }
+
+    /// Whether `self`, a framing the renderer chose, answers `requested`.
+    #[must_use]
+    pub fn answers(&self, requested: &Self) -> bool {
+        match (requested, self) {
+            (r, s) if r == s => true,
+            (Self::Auto, s) => !s.needs_analysis() && !matches!(s, Self::Crop { .. }),
+            (Self::Track { keyframes }, Self::Track { .. } | Self::Fit) => keyframes.is_empty(),
+            (Self::Split { .. }, s) => requested.needs_analysis() && !s.needs_analysis(),
+            _ => false,
+        }
+    }
+
+    fn check(&self) -> Result<(), InvalidRecipe> {
+        match self {
+            Self::Crop { x: Some(x) } if !(0.0..=1.0).contains(x) => {
+                Err(InvalidRecipe("reframe.x is a fraction of the width, 0..1".into()))
+            }
+            Self::Track { keyframes } => Keyframe::check(keyframes, "reframe.keyframes"),
+            Self::Split { zoom, top, bottom } => {
+                if !(0.25..=1.0).contains(zoom) {
+                    return Err(InvalidRecipe("reframe.zoom is 0.25..1".into()));
+                }
+                Keyframe::check(top, "reframe.top")?;
+                Keyframe::check(bottom, "reframe.bottom")
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 stable_names! {
@@ -138,16 +273,51 @@ impl std::str::FromStr for CaptionStyle {
 }
 
 impl Reframe {
-    /// Builds a reframe from the API's `{mode, x}`.
+    /// Builds a reframe from the API's `{mode, x, keyframes, zoom, top,
+    /// bottom}`: each mode takes only its own fields.
     ///
     /// # Errors
-    /// An unknown mode, an `x` with `fit`, or `x` outside 0..=1.
-    pub fn from_parts(mode: &str, x: Option<f32>) -> Result<Self, InvalidRecipe> {
-        match (mode, x) {
-            ("fit", None) => Ok(Self::Fit),
-            ("crop", x) if x.is_none_or(|x| (0.0..=1.0).contains(&x)) => Ok(Self::Crop { x }),
-            _ => Err(InvalidRecipe("reframe is {mode: fit} or {mode: crop, x: 0..1}".into())),
-        }
+    /// An unknown mode, a field of another mode, or a value out of range.
+    pub fn from_parts(
+        mode: &str,
+        x: Option<f32>,
+        keyframes: Option<Vec<Keyframe>>,
+        zoom: Option<f32>,
+        top: Option<Vec<Keyframe>>,
+        bottom: Option<Vec<Keyframe>>,
+    ) -> Result<Self, InvalidRecipe> {
+        let path_fields = keyframes.is_some() as u8 + zoom.is_some() as u8 + top.is_some() as u8 + bottom.is_some() as u8;
+        let only = |allowed: u8| -> Result<(), InvalidRecipe> {
+            if x.is_some() as u8 + path_fields > allowed {
+                return Err(InvalidRecipe(format!("reframe mode {mode:?} does not take some of the fields given")));
+            }
+            Ok(())
+        };
+        let reframe = match mode {
+            "fit" => only(0).map(|()| Self::Fit)?,
+            "auto" => only(0).map(|()| Self::Auto)?,
+            "crop" if path_fields == 0 => Self::Crop { x },
+            "track" if x.is_none() && zoom.is_none() && top.is_none() && bottom.is_none() => {
+                Self::Track { keyframes: keyframes.unwrap_or_default() }
+            }
+            "split" if x.is_none() && keyframes.is_none() => Self::Split {
+                zoom: zoom.unwrap_or(1.0),
+                top: top.unwrap_or_default(),
+                bottom: bottom.unwrap_or_default(),
+            },
+            "crop" | "track" | "split" => {
+                return Err(InvalidRecipe(format!(
+                    "reframe mode {mode:?} takes only its own fields (crop: x; track: keyframes; split: zoom, top, bottom)"
+                )));
+            }
+            _ => {
+                return Err(InvalidRecipe(format!(
+                    "reframe mode {mode:?} is not one of auto, fit, crop, track, split"
+                )));
+            }
+        };
+        reframe.check()?;
+        Ok(reframe)
     }
 }
 
@@ -173,6 +343,7 @@ impl ClipRecipe {
     /// The first rule broken.
     pub fn validate(&self, media_duration: Option<f64>) -> Result<(), InvalidRecipe> {
         check_version(self.version)?;
+        self.reframe.check()?;
         let d = self.range.duration();
         if !(1.0..=MAX_RECIPE_SECONDS).contains(&d) {
             return Err(InvalidRecipe(format!("a short lasts 1 to {MAX_RECIPE_SECONDS} s, got {d:.2} s")));
@@ -241,8 +412,43 @@ mod tests {
             "big".parse::<CaptionStyle>().unwrap_err().0,
             "captionStyle \"big\" is not one of bold, highlight, boxed, none"
         );
-        assert_eq!(Reframe::from_parts("crop", Some(1.0)), Ok(Reframe::Crop { x: Some(1.0) }));
-        assert!(Reframe::from_parts("crop", Some(-0.1)).is_err());
+        let parts = |mode, x| Reframe::from_parts(mode, x, None, None, None, None);
+        assert_eq!(parts("crop", Some(1.0)), Ok(Reframe::Crop { x: Some(1.0) }));
+        assert!(parts("crop", Some(-0.1)).is_err());
+        assert!(parts("fit", Some(0.5)).is_err());
+        assert_eq!(parts("track", None), Ok(Reframe::Track { keyframes: vec![] }));
+        assert_eq!(parts("split", None), Ok(Reframe::Split { zoom: 1.0, top: vec![], bottom: vec![] }));
+        assert_eq!(
+            parts("zoom", None).unwrap_err().0,
+            "reframe mode \"zoom\" is not one of auto, fit, crop, track, split"
+        );
+        let k = |t, x| Keyframe { t, x, y: 0.5, cut: false };
+        assert!(Reframe::from_parts("track", None, Some(vec![k(1.0, 0.2), k(0.5, 0.3)]), None, None, None).is_err());
+        assert!(Reframe::from_parts("track", None, Some(vec![k(1.0, 1.2)]), None, None, None).is_err());
+        assert!(Reframe::from_parts("split", None, None, Some(0.1), None, None).is_err());
+        assert!(Reframe::from_parts("track", None, None, Some(0.5), None, None).is_err());
+    }
+
+    #[test]
+    fn a_camera_path_is_held_at_its_ends_linear_between_and_steps_at_cuts() {
+        let path = [
+            Keyframe { t: 10.0, x: 0.2, y: 0.5, cut: false },
+            Keyframe { t: 12.0, x: 0.4, y: 0.5, cut: false },
+            Keyframe { t: 14.0, x: 0.8, y: 0.3, cut: true },
+        ];
+        let x = |t| Keyframe::centre_at(&path, t).unwrap().0;
+        assert!((x(5.0) - 0.2).abs() < 1e-6);
+        assert!((x(11.0) - 0.3).abs() < 1e-6);
+        assert!((x(13.9) - 0.4).abs() < 1e-6, "held until the cut");
+        assert!((x(14.0) - 0.8).abs() < 1e-6);
+        assert!((x(99.0) - 0.8).abs() < 1e-6);
+        assert_eq!(Keyframe::centre_at(&[], 1.0), None);
+        let json = serde_json::json!({"mode": "track", "keyframes": [{"t": 1.0, "x": 0.25}]});
+        let r: Reframe = serde_json::from_value(json).unwrap();
+        assert_eq!(r, Reframe::Track { keyframes: vec![Keyframe { t: 1.0, x: 0.25, y: 0.5, cut: false }] });
+        assert!(!r.needs_analysis() && Reframe::Auto.needs_analysis());
+        assert!(r.answers(&Reframe::Auto) && r.answers(&Reframe::Track { keyframes: vec![] }));
+        assert!(!Reframe::Fit.answers(&Reframe::Crop { x: None }));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod models;
 pub mod pipeline;
 pub mod probe;
 pub mod process;
+pub mod reframe;
 pub mod render;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -43,7 +43,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use videdit_core::ErrorCode;
-use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe};
+use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, Reframe};
 use videdit_core::time_range::TimeRange;
 
 pub use graph::{Fps, Geometry};
@@ -54,8 +54,11 @@ use crate::error::Error;
 use crate::probe::{probe, probe_url};
 use crate::process::{Ffmpeg, Progress, Run, file_arg};
 
-/// Share of the progress bar the main run takes (the rest is loudness and muxing).
+/// Share of the progress bar the main run takes, with the framing when
+/// there is one (the rest is loudness and muxing).
 const MAIN_SHARE: f64 = 0.9;
+/// Share of the progress bar finding faces takes.
+const FRAMING_SHARE: f64 = 0.15;
 /// x264 presets accepted in [`RenderOptions::x264_preset`].
 const PRESETS: &[&str] =
     &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
@@ -132,6 +135,11 @@ pub struct Rendered {
     pub fps: f64,
     /// Caption events burned in.
     pub caption_events: usize,
+    /// The framing rendered: the recipe's own, or what `auto` (or a
+    /// `track` or `split` without a path) became; the recipe file holds it.
+    pub reframe: Reframe,
+    /// Seconds spent finding faces (0 when the recipe's framing was final).
+    pub framing_seconds: f64,
     /// What loudness normalisation did (`None` for a source without audio,
     /// which gets a silent track).
     pub loudness: Option<LoudnessReport>,
@@ -287,7 +295,31 @@ where
     })?;
     let duration = range.duration();
     let (width, height) = recipe.aspect.size();
-    let geometry = Geometry::new((sw, sh), (width, height), recipe.reframe);
+    let input = source.input();
+
+    // Faces first, when the framing is still to be chosen: the rendered
+    // recipe holds the choice and its camera path.
+    let framing_started = Instant::now();
+    let framing_share = if recipe.reframe.needs_analysis() && !audiogram { FRAMING_SHARE } else { 0.0 };
+    let reframe = if framing_share > 0.0 {
+        let framing = crate::reframe::FramingInput {
+            input: &input,
+            range,
+            source: (sw, sh),
+            out: (width, height),
+            words: &recipe.words,
+            requested: &recipe.reframe,
+        };
+        let on_progress = |f: f64| progress(f * framing_share);
+        let (reframe, stats) = crate::reframe::choose_framing(ffmpeg, &framing, &on_progress, cancel).await?;
+        tracing::info!(samples = stats.samples, faces = stats.tracks, cuts = stats.cuts, "framing chosen");
+        reframe
+    } else {
+        recipe.reframe.clone()
+    };
+    let framing_seconds = if framing_share > 0.0 { framing_started.elapsed().as_secs_f64() } else { 0.0 };
+    let recipe = &ClipRecipe { reframe, ..recipe.clone() };
+    let geometry = Geometry::new((sw, sh), (width, height), &recipe.reframe, start);
 
     let parent = match outputs.video.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -308,8 +340,12 @@ where
         None
     } else {
         let font = options.font.clone().or_else(CaptionFont::installed).ok_or(RenderError::NoFont)?;
-        Some(Captions::new(&recipe.words, range, recipe.aspect, recipe.caption_style, &font))
-            .filter(|c| !c.events.is_empty())
+        let mut c = Captions::new(&recipe.words, range, recipe.aspect, recipe.caption_style, &font);
+        if matches!(geometry, Geometry::Split { .. }) {
+            // Over the seam between the two people, clear of both faces.
+            c.layout.center_y = f64::from(height / 2);
+        }
+        Some(c).filter(|c| !c.events.is_empty())
     };
     let (script, fonts) = (dir.join("captions.ass"), dir.join("fonts"));
     if let Some(c) = &captions {
@@ -343,9 +379,10 @@ where
     let encoder =
         graph::Encoder { preset: options.x264_preset.clone(), crf: options.crf, max_kbps: options.max_video_kbps };
     let main = graph::MainRun {
-        input: &source.input(),
+        input: &input,
         start,
         duration,
+        source: (sw, sh),
         out: (width, height),
         fps,
         geometry,
@@ -355,7 +392,9 @@ where
         audio: has_audio.then_some((wav.as_path(), meta.as_path())),
         audiogram,
     };
-    let on_progress = |p: Progress| progress((p.time / duration).clamp(0.0, 1.0) * MAIN_SHARE);
+    let on_progress = |p: Progress| {
+        progress(framing_share + (p.time / duration).clamp(0.0, 1.0) * (MAIN_SHARE - framing_share));
+    };
     ffmpeg
         .run(Run {
             args: main.args(),
@@ -420,6 +459,8 @@ where
         fps: fps.value(),
         caption_events: captions.as_ref().map_or(0, |c| c.events.len()),
         loudness,
+        reframe: recipe.reframe.clone(),
+        framing_seconds,
     })
 }
 

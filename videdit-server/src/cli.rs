@@ -49,6 +49,13 @@ pub enum CaptionArg {
 /// How the source fills the frame.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReframeArg {
+    /// Faces decide: a split screen for two people taking turns, a crop
+    /// following the face, or fit when there is none.
+    Auto,
+    /// A crop following the face that speaks (or the most present one).
+    Track,
+    /// Two people stacked, each followed.
+    Split,
     /// The whole frame over a blurred copy of itself.
     Fit,
     /// Cropped to the output shape (see --crop-x).
@@ -85,7 +92,7 @@ pub struct ProcessArgs {
     #[arg(long, value_enum, default_value = "9:16")]
     pub aspect: AspectArg,
     /// How the source fills the frame.
-    #[arg(long, value_enum, default_value = "fit")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub reframe: ReframeArg,
     /// Horizontal centre of the crop, 0..1 (with --reframe crop).
     #[arg(long)]
@@ -230,13 +237,14 @@ fn options(args: &ProcessArgs) -> anyhow::Result<PipelineOptions> {
         AspectArg::Portrait => Aspect::Portrait,
         AspectArg::Landscape => Aspect::Landscape,
     };
+    if args.crop_x.is_some() && !matches!(args.reframe, ReframeArg::Crop) {
+        bail!("--crop-x needs --reframe crop");
+    }
     o.reframe = match args.reframe {
-        ReframeArg::Fit => {
-            if args.crop_x.is_some() {
-                bail!("--crop-x needs --reframe crop");
-            }
-            Reframe::Fit
-        }
+        ReframeArg::Auto => Reframe::Auto,
+        ReframeArg::Track => Reframe::Track { keyframes: vec![] },
+        ReframeArg::Split => Reframe::Split { zoom: 1.0, top: vec![], bottom: vec![] },
+        ReframeArg::Fit => Reframe::Fit,
         ReframeArg::Crop => {
             if let Some(x) = args.crop_x
                 && !(0.0..=1.0).contains(&x)

@@ -160,7 +160,7 @@ impl AnalyzeJobOptions {
                 keywords: self.keywords.clone(),
             },
             aspect: self.aspect.unwrap_or_default(),
-            reframe: self.reframe.unwrap_or_default(),
+            reframe: self.reframe.clone().unwrap_or_default(),
             caption_style: self.caption_style.unwrap_or_default(),
             ..PipelineOptions::default()
         }

@@ -4,7 +4,7 @@
 //! keeps a running render from finishing with the old recipe.
 
 use sqlx::PgPool;
-use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, RECIPE_VERSION, Reframe, check_version};
+use videdit_core::recipe::{Aspect, CaptionStyle, ClipRecipe, Keyframe, RECIPE_VERSION, Reframe, check_version};
 use videdit_core::storage::{ObjectKey, Storage, bytes_stream, read_all};
 use videdit_core::{ErrorCode, JobKind, OrgId, ShortId, TimeRange, VideoStatus, Word, db};
 
@@ -33,10 +33,18 @@ pub struct RecipeEdit {
     pub end_seconds: f64,
     /// `9:16`, `1:1`, `4:5` or `16:9`.
     pub aspect: String,
-    /// `fit` or `crop`.
+    /// `auto`, `fit`, `crop`, `track` or `split`.
     pub reframe_mode: String,
     /// For `crop`: the horizontal centre, 0..=1.
     pub crop_x: Option<f32>,
+    /// For `track`: the camera path (none: found when rendered).
+    pub keyframes: Option<Vec<Keyframe>>,
+    /// For `split`: each half's crop height, a fraction of the source's.
+    pub zoom: Option<f32>,
+    /// For `split`: the top half's path.
+    pub top: Option<Vec<Keyframe>>,
+    /// For `split`: the bottom half's path.
+    pub bottom: Option<Vec<Keyframe>>,
     /// `bold`, `highlight`, `boxed` or `none`.
     pub caption_style: String,
     /// Caption words.
@@ -57,7 +65,15 @@ impl RecipeEdit {
         let range = TimeRange::new(self.start_seconds, self.end_seconds)
             .map_err(|e| Error::invalid(format!("startSeconds/endSeconds: {e}")))?;
         let aspect: Aspect = self.aspect.parse().map_err(invalid)?;
-        let reframe = Reframe::from_parts(&self.reframe_mode, self.crop_x).map_err(invalid)?;
+        let reframe = Reframe::from_parts(
+            &self.reframe_mode,
+            self.crop_x,
+            self.keyframes.clone(),
+            self.zoom,
+            self.top.clone(),
+            self.bottom.clone(),
+        )
+        .map_err(invalid)?;
         let caption_style: CaptionStyle = self.caption_style.parse().map_err(invalid)?;
         let words = self
             .words

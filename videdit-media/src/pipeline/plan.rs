@@ -87,7 +87,7 @@ pub fn plan_shorts(
                 source: source.to_owned(),
                 range,
                 aspect: options.aspect,
-                reframe: options.reframe,
+                reframe: options.reframe.clone(),
                 caption_style: options.caption_style,
                 words: words[h.first_word..=h.last_word].to_vec(),
                 title: h.title.clone(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use videdit_core::recipe::Reframe;
+use videdit_core::recipe::{Keyframe, Reframe};
 
 use crate::process::{file_arg, safe_input_args};
 
@@ -47,8 +47,64 @@ impl Fps {
     }
 }
 
+/// A crop that moves: its size, and where its top-left corner is over
+/// time (clip seconds, source pixels; `cut`: a jump, not a move).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pan {
+    /// Crop width.
+    pub w: u32,
+    /// Crop height.
+    pub h: u32,
+    /// (time, left, top, cut), in time order.
+    pub keys: Vec<(f64, f64, f64, bool)>,
+}
+
+impl Pan {
+    /// A `w`×`h` crop of a `source`-sized frame centred along `path`
+    /// (source seconds, fractions of the source), times made relative to
+    /// `start`; corners kept inside the source.
+    fn along(path: &[Keyframe], source: (f64, f64), w: u32, h: u32, start: f64) -> Self {
+        let (sw, sh) = source;
+        let keys = path
+            .iter()
+            .map(|k| {
+                let left = (f64::from(k.x) * sw - f64::from(w) / 2.0).clamp(0.0, (sw - f64::from(w)).max(0.0));
+                let top = (f64::from(k.y) * sh - f64::from(h) / 2.0).clamp(0.0, (sh - f64::from(h)).max(0.0));
+                ((k.t - start).max(0.0), left, top, k.cut)
+            })
+            .collect();
+        Self { w, h, keys }
+    }
+
+    /// The crop filter: `x` and `y` are expressions of `t` (evaluated
+    /// each frame) that draw the path with straight lines and steps.
+    fn crop(&self, source: (u32, u32)) -> String {
+        let axis = |pick: fn(&(f64, f64, f64, bool)) -> f64, max: u32| {
+            let Some(first) = self.keys.first() else { return "0".to_owned() };
+            let mut e = format!("{:.2}", pick(first));
+            for w in self.keys.windows(2) {
+                let (a, b) = (&w[0], &w[1]);
+                let dv = pick(b) - pick(a);
+                if dv.abs() < 0.01 {
+                    continue;
+                }
+                if b.3 || b.0 <= a.0 {
+                    e.push_str(&format!("{dv:+.2}*gte(t,{:.4})", b.0));
+                } else {
+                    let span = b.0 - a.0;
+                    e.push_str(&format!("{:+.4}*clip(t-{:.4},0,{span:.4})", dv / span, a.0));
+                }
+            }
+            format!("clip({e},0,{max})")
+        };
+        let x = axis(|k| k.1, source.0.saturating_sub(self.w));
+        let y = axis(|k| k.2, source.1.saturating_sub(self.h));
+        format!("crop=w={}:h={}:x={}:y={}", self.w, self.h, filter_value(&x), filter_value(&y))
+    }
+}
+
 /// How the source frame becomes the output frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Geometry {
     /// Same shape: scale only.
     Scale,
@@ -79,6 +135,18 @@ pub enum Geometry {
         /// Height of the small blurred background.
         bg_h: u32,
     },
+    /// A crop that follows a camera path, then scaled.
+    Track(Pan),
+    /// Two crops, each following its path, stacked as the top and bottom
+    /// halves of the output (each scaled to `half`).
+    Split {
+        /// The top half's crop.
+        top: Pan,
+        /// The bottom half's crop.
+        bottom: Pan,
+        /// Size of each half.
+        half: (u32, u32),
+    },
 }
 
 /// `v` rounded down to an even size, at least 2.
@@ -92,9 +160,12 @@ fn even_floor(v: f64) -> u32 {
 }
 
 impl Geometry {
-    /// The geometry for a `source` (display size) into `out` with `reframe`.
+    /// The geometry for a `source` (display size) into `out` with
+    /// `reframe`, for a clip starting at `start` source seconds (camera
+    /// paths are in source time). `auto` not yet resolved is `fit`; a
+    /// `track` or `split` without a path is a centred crop.
     #[must_use]
-    pub fn new(source: (u32, u32), out: (u32, u32), reframe: Reframe) -> Self {
+    pub fn new(source: (u32, u32), out: (u32, u32), reframe: &Reframe, start: f64) -> Self {
         let (sw, sh) = (f64::from(source.0.max(2)), f64::from(source.1.max(2)));
         let (ow, oh) = (f64::from(out.0), f64::from(out.1));
         let source_aspect = sw / sh;
@@ -102,11 +173,31 @@ impl Geometry {
         if (source_aspect / out_aspect - 1.0).abs() < 0.01 {
             return Self::Scale;
         }
+        let crop_w = || even(sh * out_aspect).min(even(sw));
         match reframe {
-            Reframe::Crop { x } => {
+            Reframe::Track { keyframes } if source_aspect > out_aspect && !keyframes.is_empty() => {
+                Self::Track(Pan::along(keyframes, (sw, sh), crop_w(), even(sh), start))
+            }
+            Reframe::Split { zoom, top, bottom } if !top.is_empty() && !bottom.is_empty() => {
+                let half = (out.0, even(oh / 2.0));
+                let half_aspect = f64::from(half.0) / f64::from(half.1);
+                let mut h = even(sh * f64::from(zoom.clamp(0.25, 1.0)));
+                let mut w = even(f64::from(h) * half_aspect);
+                if f64::from(w) > sw {
+                    w = even(sw);
+                    h = even(f64::from(w) / half_aspect).min(even(sh));
+                }
+                Self::Split {
+                    top: Pan::along(top, (sw, sh), w, h, start),
+                    bottom: Pan::along(bottom, (sw, sh), w, h, start),
+                    half,
+                }
+            }
+            Reframe::Crop { .. } | Reframe::Track { .. } | Reframe::Split { .. } => {
+                let x = if let Reframe::Crop { x } = reframe { *x } else { None };
                 let centre = f64::from(x.unwrap_or(0.5)).clamp(0.0, 1.0);
                 if source_aspect > out_aspect {
-                    let w = even(sh * out_aspect).min(even(sw));
+                    let w = crop_w();
                     let left = (centre * sw - f64::from(w) / 2.0).clamp(0.0, sw - f64::from(w));
                     Self::Crop { w, h: even(sh), x: even_floor(left), y: 0 }
                 } else {
@@ -114,7 +205,7 @@ impl Geometry {
                     Self::Crop { w: even(sw), h, x: 0, y: even_floor((sh - f64::from(h)) / 2.0) }
                 }
             }
-            Reframe::Fit => {
+            Reframe::Fit | Reframe::Auto => {
                 let (w, h) = if source_aspect > out_aspect {
                     (out.0, even(ow / source_aspect).min(out.1))
                 } else {
@@ -166,7 +257,13 @@ fn ass_filter(script: &Path, fonts_dir: &Path) -> String {
 
 /// The video part of the main graph, from `[0:v]` to `[v]`.
 #[must_use]
-pub fn video_graph(geometry: Geometry, out: (u32, u32), fps: Fps, captions: Option<(&Path, &Path)>) -> String {
+pub fn video_graph(
+    geometry: &Geometry,
+    source: (u32, u32),
+    out: (u32, u32),
+    fps: Fps,
+    captions: Option<(&Path, &Path)>,
+) -> String {
     let (ow, oh) = out;
     // Everything runs in 8-bit 4:2:0 from the start: the cheapest format for
     // the scalers and libass, and what the encoder wants anyway.
@@ -176,9 +273,16 @@ pub fn video_graph(geometry: Geometry, out: (u32, u32), fps: Fps, captions: Opti
         None => ",setsar=1[v]".to_owned(),
     };
     match geometry {
+        Geometry::Track(pan) => format!("{head},{},scale={ow}:{oh}{tail}", pan.crop(source)),
+        Geometry::Split { top, bottom, half: (hw, hh) } => format!(
+            "{head},split=2[top0][bottom0];[top0]{},scale={hw}:{hh}[top];[bottom0]{},scale={hw}:{hh}[bottom];\
+             [top][bottom]vstack=inputs=2{tail}",
+            top.crop(source),
+            bottom.crop(source)
+        ),
         Geometry::Scale => format!("{head},scale={ow}:{oh}{tail}"),
-        Geometry::Crop { w, h, x, y } => format!("{head},crop={w}:{h}:{x}:{y},scale={ow}:{oh}{tail}"),
-        Geometry::Fit { w, h, x, y, bg_w, bg_h } => format!(
+        &Geometry::Crop { w, h, x, y } => format!("{head},crop={w}:{h}:{x}:{y},scale={ow}:{oh}{tail}"),
+        &Geometry::Fit { w, h, x, y, bg_w, bg_h } => format!(
             // The background is blurred at an eighth of the size and scaled
             // back up: a wide, smooth blur for a few percent of the cost of
             // blurring the full frame.
@@ -285,6 +389,8 @@ pub struct MainRun<'a> {
     pub out: (u32, u32),
     /// Output frame rate.
     pub fps: Fps,
+    /// The source's display size.
+    pub source: (u32, u32),
     /// Reframing.
     pub geometry: Geometry,
     /// Caption script and fonts directory.
@@ -309,7 +415,7 @@ impl MainRun<'_> {
     pub fn args(&self) -> Vec<String> {
         let mut graph = match &self.audiogram {
             Some(a) => audiogram_graph(a, self.out, self.fps, self.captions),
-            None => video_graph(self.geometry, self.out, self.fps, self.captions),
+            None => video_graph(&self.geometry, self.source, self.out, self.fps, self.captions),
         };
         if let Some((_, meta)) = self.audio {
             graph.push(';');
@@ -467,28 +573,28 @@ mod tests {
     fn crop_keeps_the_output_shape_inside_the_source() {
         let v = (1080, 1920);
         assert_eq!(
-            Geometry::new((1280, 720), v, Reframe::Crop { x: None }),
+            Geometry::new((1280, 720), v, &Reframe::Crop { x: None }, 0.0),
             Geometry::Crop { w: 404, h: 720, x: 438, y: 0 }
         );
         assert_eq!(
-            Geometry::new((1920, 1080), v, Reframe::Crop { x: Some(0.0) }),
+            Geometry::new((1920, 1080), v, &Reframe::Crop { x: Some(0.0) }, 0.0),
             Geometry::Crop { w: 606, h: 1080, x: 0, y: 0 }
         );
         assert_eq!(
-            Geometry::new((1920, 1080), v, Reframe::Crop { x: Some(1.0) }),
+            Geometry::new((1920, 1080), v, &Reframe::Crop { x: Some(1.0) }, 0.0),
             Geometry::Crop { w: 606, h: 1080, x: 1314, y: 0 }
         );
         // A tall source into a wide frame crops the middle band.
         assert_eq!(
-            Geometry::new((1080, 1920), (1920, 1080), Reframe::Crop { x: None }),
+            Geometry::new((1080, 1920), (1920, 1080), &Reframe::Crop { x: None }, 0.0),
             Geometry::Crop { w: 1080, h: 606, x: 0, y: 656 }
         );
-        assert_eq!(Geometry::new((1920, 1080), (1920, 1080), Reframe::Crop { x: Some(0.1) }), Geometry::Scale);
-        assert_eq!(Geometry::new((1280, 720), (1920, 1080), Reframe::Fit), Geometry::Scale);
+        assert_eq!(Geometry::new((1920, 1080), (1920, 1080), &Reframe::Crop { x: Some(0.1) }, 0.0), Geometry::Scale);
+        assert_eq!(Geometry::new((1280, 720), (1920, 1080), &Reframe::Fit, 0.0), Geometry::Scale);
         for source in [(1280, 720), (1920, 1080), (640, 480), (1080, 1920), (3840, 1600), (7, 5)] {
             for out in [(1080, 1920), (1080, 1080), (1080, 1350), (1920, 1080)] {
                 for x in [None, Some(0.0), Some(0.33), Some(1.0), Some(-4.0)] {
-                    if let Geometry::Crop { w, h, x, y } = Geometry::new(source, out, Reframe::Crop { x }) {
+                    if let Geometry::Crop { w, h, x, y } = Geometry::new(source, out, &Reframe::Crop { x }, 0.0) {
                         assert!(x + w <= source.0 && y + h <= source.1, "{source:?} {out:?}");
                         assert!(w % 2 == 0 && h % 2 == 0 && x % 2 == 0 && y % 2 == 0);
                         let ratio = f64::from(w) / f64::from(h) / (f64::from(out.0) / f64::from(out.1));
@@ -500,13 +606,44 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_path_becomes_crop_expressions_of_time() {
+        let k = |t: f64, x: f32, cut: bool| Keyframe { t, x, y: 0.5, cut };
+        let track = Reframe::Track { keyframes: vec![k(10.0, 0.25, false), k(12.0, 0.5, false), k(15.0, 0.75, true)] };
+        let g = Geometry::new((1280, 720), (1080, 1920), &track, 10.0);
+        let Geometry::Track(pan) = &g else { panic!("{g:?}") };
+        assert_eq!((pan.w, pan.h), (404, 720));
+        // Left edges: 0.25·1280 − 202 = 118, then 438, then 758 after the cut at 5 s.
+        assert_eq!(pan.keys, vec![(0.0, 118.0, 0.0, false), (2.0, 438.0, 0.0, false), (5.0, 758.0, 0.0, true)]);
+        let x = "clip(118.00+160.0000*clip(t-0.0000,0,2.0000)+320.00*gte(t,5.0000),0,876)";
+        assert_eq!(pan.crop((1280, 720)), format!("crop=w=404:h=720:x={}:y={}", filter_value(x), filter_value("clip(0.00,0,0)")));
+        let graph = video_graph(&g, (1280, 720), (1080, 1920), Fps { num: 30, den: 1 }, None);
+        assert!(graph.starts_with("[0:v]fps=30/1,format=yuv420p,crop=w=404:h=720:x=clip(118.00+160.0000*clip(t-0.0000\\,0"), "{graph}");
+        assert!(graph.ends_with(",scale=1080:1920,setsar=1[v]"), "{graph}");
+        let split = Reframe::Split { zoom: 0.5, top: vec![k(0.0, 0.25, false)], bottom: vec![k(0.0, 0.75, false)] };
+        let g = Geometry::new((1920, 1080), (1080, 1920), &split, 0.0);
+        let Geometry::Split { top, bottom, half } = &g else { panic!("{g:?}") };
+        assert_eq!(*half, (1080, 960));
+        assert_eq!((top.w, top.h), (606, 540));
+        assert_eq!(top.keys[0].1, 480.0 - 303.0);
+        assert_eq!(bottom.keys[0].1, 1440.0 - 303.0);
+        let graph = video_graph(&g, (1920, 1080), (1080, 1920), Fps { num: 30, den: 1 }, None);
+        assert!(graph.contains("scale=1080:960[top]") && graph.contains("[top][bottom]vstack=inputs=2,setsar=1[v]"));
+        // Without a path: a centred crop; auto unresolved: fit.
+        assert!(matches!(
+            Geometry::new((1280, 720), (1080, 1920), &Reframe::Track { keyframes: vec![] }, 0.0),
+            Geometry::Crop { x: 438, .. }
+        ));
+        assert!(matches!(Geometry::new((1280, 720), (1080, 1920), &Reframe::Auto, 0.0), Geometry::Fit { .. }));
+    }
+
+    #[test]
     fn fit_centres_the_whole_source_over_a_small_blurred_copy() {
         assert_eq!(
-            Geometry::new((1920, 1080), (1080, 1920), Reframe::Fit),
+            Geometry::new((1920, 1080), (1080, 1920), &Reframe::Fit, 0.0),
             Geometry::Fit { w: 1080, h: 606, x: 0, y: 656, bg_w: 134, bg_h: 240 }
         );
         assert_eq!(
-            Geometry::new((1080, 1920), (1080, 1080), Reframe::Fit),
+            Geometry::new((1080, 1920), (1080, 1080), &Reframe::Fit, 0.0),
             Geometry::Fit { w: 606, h: 1080, x: 236, y: 0, bg_w: 134, bg_h: 134 }
         );
     }
@@ -534,7 +671,8 @@ mod tests {
             duration: 30.0,
             out: (1080, 1920),
             fps: Fps { num: 30, den: 1 },
-            geometry: Geometry::new((1280, 720), (1080, 1920), Reframe::Fit),
+            source: (1280, 720),
+            geometry: Geometry::new((1280, 720), (1080, 1920), &Reframe::Fit, 0.0),
             captions: Some((&ass, &fonts)),
             encoder: &encoder,
             video: &video,

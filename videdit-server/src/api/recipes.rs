@@ -5,7 +5,7 @@
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use videdit_core::recipe::{ClipRecipe, Reframe};
+use videdit_core::recipe::{ClipRecipe, Keyframe, Reframe};
 use videdit_core::{ErrorCode, ShortId};
 use videdit_service::recipes::{self, EditWord, RecipeEdit};
 
@@ -29,16 +29,73 @@ pub struct RecipeWord {
     pub end: f64,
 }
 
+/// One point of a camera path: where the crop is centred at a moment;
+/// the centre moves in a straight line to the next keyframe, or cuts to
+/// a keyframe marked `cut`.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+#[oai(rename_all = "camelCase")]
+pub struct RecipeKeyframe {
+    /// Source seconds.
+    pub t: f64,
+    /// Centre, a fraction of the source width (0..=1).
+    pub x: f32,
+    /// Centre, a fraction of the source height (0..=1, default 0.5).
+    pub y: Option<f32>,
+    /// The camera cuts to this keyframe instead of moving to it.
+    pub cut: Option<bool>,
+}
+
+impl From<&Keyframe> for RecipeKeyframe {
+    fn from(k: &Keyframe) -> Self {
+        Self { t: k.t, x: k.x, y: Some(k.y), cut: k.cut.then_some(true) }
+    }
+}
+
+impl From<&RecipeKeyframe> for Keyframe {
+    fn from(k: &RecipeKeyframe) -> Self {
+        Self { t: k.t, x: k.x, y: k.y.unwrap_or(0.5), cut: k.cut.unwrap_or(false) }
+    }
+}
+
 /// How the source fills the frame.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
 #[oai(rename_all = "camelCase")]
 pub struct RecipeReframe {
-    /// `fit` (the whole frame over a blurred copy) or `crop`.
+    /// `auto` (faces are looked for when rendered: a split screen for two
+    /// people taking turns, a crop following the face, or `fit` when there
+    /// is none; the rendered recipe holds the choice), `fit` (the whole
+    /// frame over a blurred copy), `crop` (fixed), `track` (a crop along a
+    /// camera path) or `split` (two people stacked, each along a path).
     pub mode: String,
     /// For `crop`: horizontal centre of the crop, 0..=1 (default 0.5).
-    #[oai(skip_serializing_if_is_none)]
     pub x: Option<f32>,
+    /// For `track`: the camera path, in time order, at most 600 (leave it
+    /// out to have the subject found when rendered).
+    pub keyframes: Option<Vec<RecipeKeyframe>>,
+    /// For `split`: each half's crop height as a fraction of the source's, 0.25..=1.
+    pub zoom: Option<f32>,
+    /// For `split`: the top half's path (the person on the left).
+    pub top: Option<Vec<RecipeKeyframe>>,
+    /// For `split`: the bottom half's path.
+    pub bottom: Option<Vec<RecipeKeyframe>>,
+}
+
+impl From<&Reframe> for RecipeReframe {
+    fn from(r: &Reframe) -> Self {
+        let path = |p: &[Keyframe]| Some(p.iter().map(RecipeKeyframe::from).collect::<Vec<_>>());
+        let none = Self { mode: String::new(), x: None, keyframes: None, zoom: None, top: None, bottom: None };
+        match r {
+            Reframe::Fit => Self { mode: "fit".into(), ..none },
+            Reframe::Auto => Self { mode: "auto".into(), ..none },
+            Reframe::Crop { x } => Self { mode: "crop".into(), x: *x, ..none },
+            Reframe::Track { keyframes } => Self { mode: "track".into(), keyframes: path(keyframes), ..none },
+            Reframe::Split { zoom, top, bottom } => {
+                Self { mode: "split".into(), zoom: Some(*zoom), top: path(top), bottom: path(bottom), ..none }
+            }
+        }
+    }
 }
 
 /// Everything a short is rendered from.
@@ -66,10 +123,7 @@ pub struct RecipeBody {
 
 impl From<&ClipRecipe> for RecipeBody {
     fn from(r: &ClipRecipe) -> Self {
-        let reframe = match r.reframe {
-            Reframe::Fit => RecipeReframe { mode: "fit".into(), x: None },
-            Reframe::Crop { x } => RecipeReframe { mode: "crop".into(), x },
-        };
+        let reframe = RecipeReframe::from(&r.reframe);
         Self {
             version: r.version,
             start_seconds: r.range.start(),
@@ -85,6 +139,7 @@ impl From<&ClipRecipe> for RecipeBody {
 
 impl From<&RecipeBody> for RecipeEdit {
     fn from(b: &RecipeBody) -> Self {
+        let path = |p: Option<&[RecipeKeyframe]>| p.map(|p| p.iter().map(Keyframe::from).collect());
         Self {
             version: b.version,
             start_seconds: b.start_seconds,
@@ -92,6 +147,10 @@ impl From<&RecipeBody> for RecipeEdit {
             aspect: b.aspect.clone(),
             reframe_mode: b.reframe.mode.clone(),
             crop_x: b.reframe.x,
+            keyframes: path(b.reframe.keyframes.as_deref()),
+            zoom: b.reframe.zoom,
+            top: path(b.reframe.top.as_deref()),
+            bottom: path(b.reframe.bottom.as_deref()),
             caption_style: b.caption_style.clone(),
             words: b.words.iter().map(|w| EditWord { text: w.text.clone(), start: w.start, end: w.end }).collect(),
             title: b.title.clone(),

@@ -60,17 +60,27 @@ async fn every_refusal_of_an_edited_recipe_has_its_code_and_message(pool: PgPool
         (
             "fit with an x",
             with(|b| b["reframe"] = json!({"mode": "fit", "x": 0.5})),
-            "reframe is {mode: fit} or {mode: crop, x: 0..1}",
+            "reframe mode \"fit\" does not take some of the fields given",
         ),
         (
             "crop x out of range",
             with(|b| b["reframe"] = json!({"mode": "crop", "x": 1.5})),
-            "reframe is {mode: fit} or {mode: crop, x: 0..1}",
+            "reframe.x is a fraction of the width, 0..1",
         ),
         (
             "unknown reframe mode",
             with(|b| b["reframe"] = json!({"mode": "zoom"})),
-            "reframe is {mode: fit} or {mode: crop, x: 0..1}",
+            "reframe mode \"zoom\" is not one of auto, fit, crop, track, split",
+        ),
+        (
+            "a camera path out of order",
+            with(|b| b["reframe"] = json!({"mode": "track", "keyframes": [{"t": 12.0, "x": 0.5}, {"t": 11.0, "x": 0.4}]})),
+            "reframe.keyframes must be in time order",
+        ),
+        (
+            "a split zoomed too far",
+            with(|b| b["reframe"] = json!({"mode": "split", "zoom": 0.1})),
+            "reframe.zoom is 0.25..1",
         ),
         (
             "caption style",
