@@ -12,11 +12,14 @@
 //! - media files made with ffmpeg ([`generate`]), their samples
 //!   ([`samples_of`]) and ffprobe's JSON of outputs ([`ffprobe_json`]);
 //!   a file that holds more than it declares ([`understated_mka`]);
-//! - decoded frames and where a colour is in them ([`Frame`]).
+//! - decoded frames and where a colour is in them ([`Frame`]);
+//! - videos of real faces (cropped from `rustface`'s group photograph)
+//!   that move and take turns speaking ([`make_face_video`]).
 //!
 //! Needs `ffmpeg`, `ffprobe` and `espeak-ng`. Compiled for this crate's own
 //! tests and with the `testing` feature.
 
+mod faces;
 mod frames;
 mod media_files;
 mod talks;
@@ -24,6 +27,7 @@ mod test_model;
 mod transcripts;
 mod wer;
 
+pub use faces::{FaceVideo, FaceVideoSpec, PHOTO_FACES, Person, face_talk, make_face_video, rustface_dir};
 pub use frames::{Frame, Rect, looks_like};
 pub use media_files::{ffprobe_json, generate, media_seconds, samples_of, seconds_of, stream_of, understated_mka};
 pub use talks::{
