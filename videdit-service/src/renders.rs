@@ -8,6 +8,8 @@
 
 use sqlx::PgConnection;
 use videdit_core::db;
+use videdit_core::recipe::ClipRecipe;
+use videdit_core::storage::{Storage, bytes_stream};
 use videdit_core::event::EventType;
 use videdit_core::short::{ShortOutputs, ShortStatus};
 use videdit_core::{ErrorCode, ProcessingStage, Short, ShortId, Video, VideoStatus};
@@ -84,6 +86,31 @@ pub async fn finish(tx: &mut PgConnection, video: &Video, begun: &Begun, outputs
     )
     .await?;
     Ok(Finished::Done(fan_in(tx, &current).await?))
+}
+
+/// [`finish`], and when the renderer chose the framing (the recipe said
+/// `auto`, or `track` or `split` without a path), the short's stored
+/// recipe gets the choice, so the next render and the editor see the
+/// camera path. Written under the video's row lock after the revision
+/// check, so an edit made meanwhile is never overwritten.
+///
+/// # Errors
+/// Database and storage failures.
+pub async fn finish_framed(
+    tx: &mut PgConnection,
+    storage: &dyn Storage,
+    video: &Video,
+    begun: &Begun,
+    outputs: &ShortOutputs,
+    framed: Option<&ClipRecipe>,
+) -> Result<Finished> {
+    let finished = finish(tx, video, begun, outputs).await?;
+    if let (Finished::Done(_), Some(recipe)) = (&finished, framed) {
+        let json = serde_json::to_vec_pretty(recipe)
+            .map_err(|e| Error::new(ErrorCode::Internal, format!("serialising the recipe: {e}")))?;
+        storage.put_stream(&outputs.recipe, bytes_stream(json), "application/json").await?;
+    }
+    Ok(finished)
 }
 
 /// Marks a short failed for good (`short.failed`) and runs the fan-in.

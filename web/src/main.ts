@@ -601,7 +601,8 @@ async function shortPage(id: string): Promise<void> {
   wordsBox.append(...wordInputs);
   const style = h("select", { id: "caption-style" }, ...["bold", "highlight", "boxed", "none"].map((s) => h("option", { value: s, selected: s === recipe.captionStyle }, s)));
   const aspect = h("select", { id: "aspect" }, ...["9:16", "1:1", "4:5", "16:9"].map((s) => h("option", { value: s, selected: s === recipe.aspect }, s)));
-  const reframe = h("select", { id: "reframe" }, ...["fit", "crop"].map((s) => h("option", { value: s, selected: s === recipe.reframe.mode }, s)));
+  // auto: faces decide (a split screen for two speakers, a crop following the face, or fit).
+  const reframe = h("select", { id: "reframe" }, ...["auto", "track", "split", "fit", "crop"].map((s) => h("option", { value: s, selected: s === recipe.reframe.mode }, s)));
   const titleInput = h("input", { id: "short-title", value: recipe.title, maxlength: 200 });
 
   const save = h("button", { type: "submit" }, "Save and render");
@@ -626,7 +627,9 @@ async function shortPage(id: string): Promise<void> {
           endSeconds: end,
           captionStyle: style.value as Recipe["captionStyle"],
           aspect: aspect.value as Recipe["aspect"],
-          reframe: { ...recipe.reframe, mode: reframe.value as Recipe["reframe"]["mode"] },
+          // The same mode keeps its camera path; another mode starts afresh
+          // (a path is found again when it renders).
+          reframe: reframe.value === recipe.reframe.mode ? recipe.reframe : { mode: reframe.value as Recipe["reframe"]["mode"] },
           title: titleInput.value,
           words: inRange.map((w) => ({ start: w.start, end: w.end, text: w.text })),
         };

@@ -41,10 +41,15 @@ pub(super) async fn read_state(path: &Path) -> Option<TranscriptState> {
     serde_json::from_slice::<TranscriptState>(&bytes).ok().filter(|s| s.version == STATE_VERSION)
 }
 
-/// Whether an earlier run rendered exactly this recipe to these outputs.
+/// Whether an earlier run rendered exactly this recipe to these outputs
+/// (its framing chosen, when the recipe left it to the renderer).
 pub(super) async fn is_rendered(outputs: &RenderOutputs, recipe: &ClipRecipe) -> bool {
     let Ok(bytes) = tokio::fs::read(&outputs.recipe).await else { return false };
-    let same = serde_json::from_slice::<ClipRecipe>(&bytes).is_ok_and(|r| &r == recipe);
+    // The rendered recipe holds the framing `auto` became: the same
+    // recipe otherwise.
+    let same = serde_json::from_slice::<ClipRecipe>(&bytes).is_ok_and(|r| {
+        r.reframe.answers(&recipe.reframe) && ClipRecipe { reframe: recipe.reframe.clone(), ..r } == *recipe
+    });
     same && tokio::fs::metadata(&outputs.video).await.is_ok_and(|m| m.len() > 0)
         && tokio::fs::metadata(&outputs.thumbnail).await.is_ok()
 }

@@ -4,7 +4,7 @@
 
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Object, OpenApi, Union};
 use videdit_core::recipe::{ClipRecipe, Keyframe, Reframe};
 use videdit_core::{ErrorCode, ShortId};
 use videdit_service::recipes::{self, EditWord, RecipeEdit};
@@ -58,41 +58,78 @@ impl From<&RecipeKeyframe> for Keyframe {
     }
 }
 
-/// How the source fills the frame.
+/// `auto`: faces are looked for when the short renders: a split screen for
+/// two people taking turns, a crop following the face, or `fit` when there
+/// is none; the rendered recipe holds the choice and its camera path.
+#[derive(Debug, Clone, Object)]
+pub struct ReframeAuto {}
+
+/// `fit`: the whole frame over a blurred copy of itself.
+#[derive(Debug, Clone, Object)]
+pub struct ReframeFit {}
+
+/// `crop`: a fixed crop.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(rename_all = "camelCase")]
-pub struct RecipeReframe {
-    /// `auto` (faces are looked for when rendered: a split screen for two
-    /// people taking turns, a crop following the face, or `fit` when there
-    /// is none; the rendered recipe holds the choice), `fit` (the whole
-    /// frame over a blurred copy), `crop` (fixed), `track` (a crop along a
-    /// camera path) or `split` (two people stacked, each along a path).
-    pub mode: String,
-    /// For `crop`: horizontal centre of the crop, 0..=1 (default 0.5).
+pub struct ReframeCrop {
+    /// Horizontal centre of the crop, 0..=1 (default 0.5).
     pub x: Option<f32>,
-    /// For `track`: the camera path, in time order, at most 600 (leave it
-    /// out to have the subject found when rendered).
+}
+
+/// `track`: a crop along a camera path.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ReframeTrack {
+    /// The camera path, in time order, at most 600; leave it out to have
+    /// the subject (the face that speaks, or the most present one) found
+    /// when the short renders.
     pub keyframes: Option<Vec<RecipeKeyframe>>,
-    /// For `split`: each half's crop height as a fraction of the source's, 0.25..=1.
+}
+
+/// `split`: two people stacked, each half along its own path.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ReframeSplit {
+    /// Each half's crop height as a fraction of the source's, 0.25..=1 (default 1).
     pub zoom: Option<f32>,
-    /// For `split`: the top half's path (the person on the left).
+    /// The top half's path (the person on the left); leave both paths out
+    /// to have the two faces found when the short renders.
     pub top: Option<Vec<RecipeKeyframe>>,
-    /// For `split`: the bottom half's path.
+    /// The bottom half's path.
     pub bottom: Option<Vec<RecipeKeyframe>>,
+}
+
+/// How the source fills the frame, by `mode`.
+#[derive(Debug, Clone, Union)]
+#[oai(discriminator_name = "mode", one_of)]
+pub enum RecipeReframe {
+    /// Faces decide.
+    #[oai(mapping = "auto")]
+    Auto(ReframeAuto),
+    /// The whole frame.
+    #[oai(mapping = "fit")]
+    Fit(ReframeFit),
+    /// A fixed crop.
+    #[oai(mapping = "crop")]
+    Crop(ReframeCrop),
+    /// A crop along a path.
+    #[oai(mapping = "track")]
+    Track(ReframeTrack),
+    /// Two people stacked.
+    #[oai(mapping = "split")]
+    Split(ReframeSplit),
 }
 
 impl From<&Reframe> for RecipeReframe {
     fn from(r: &Reframe) -> Self {
         let path = |p: &[Keyframe]| Some(p.iter().map(RecipeKeyframe::from).collect::<Vec<_>>());
-        let none = Self { mode: String::new(), x: None, keyframes: None, zoom: None, top: None, bottom: None };
         match r {
-            Reframe::Fit => Self { mode: "fit".into(), ..none },
-            Reframe::Auto => Self { mode: "auto".into(), ..none },
-            Reframe::Crop { x } => Self { mode: "crop".into(), x: *x, ..none },
-            Reframe::Track { keyframes } => Self { mode: "track".into(), keyframes: path(keyframes), ..none },
+            Reframe::Fit => Self::Fit(ReframeFit {}),
+            Reframe::Auto => Self::Auto(ReframeAuto {}),
+            Reframe::Crop { x } => Self::Crop(ReframeCrop { x: *x }),
+            Reframe::Track { keyframes } => Self::Track(ReframeTrack { keyframes: path(keyframes) }),
             Reframe::Split { zoom, top, bottom } => {
-                Self { mode: "split".into(), zoom: Some(*zoom), top: path(top), bottom: path(bottom), ..none }
+                Self::Split(ReframeSplit { zoom: Some(*zoom), top: path(top), bottom: path(bottom) })
             }
         }
     }
@@ -139,18 +176,35 @@ impl From<&ClipRecipe> for RecipeBody {
 
 impl From<&RecipeBody> for RecipeEdit {
     fn from(b: &RecipeBody) -> Self {
-        let path = |p: Option<&[RecipeKeyframe]>| p.map(|p| p.iter().map(Keyframe::from).collect());
+        let path = |p: &Option<Vec<RecipeKeyframe>>| p.as_ref().map(|p| p.iter().map(Keyframe::from).collect());
+        let (mut crop_x, mut keyframes, mut zoom, mut top, mut bottom) = (None, None, None, None, None);
+        let mode = match &b.reframe {
+            RecipeReframe::Auto(_) => "auto",
+            RecipeReframe::Fit(_) => "fit",
+            RecipeReframe::Crop(c) => {
+                crop_x = c.x;
+                "crop"
+            }
+            RecipeReframe::Track(t) => {
+                keyframes = path(&t.keyframes);
+                "track"
+            }
+            RecipeReframe::Split(s) => {
+                (zoom, top, bottom) = (s.zoom, path(&s.top), path(&s.bottom));
+                "split"
+            }
+        };
         Self {
             version: b.version,
             start_seconds: b.start_seconds,
             end_seconds: b.end_seconds,
             aspect: b.aspect.clone(),
-            reframe_mode: b.reframe.mode.clone(),
-            crop_x: b.reframe.x,
-            keyframes: path(b.reframe.keyframes.as_deref()),
-            zoom: b.reframe.zoom,
-            top: path(b.reframe.top.as_deref()),
-            bottom: path(b.reframe.bottom.as_deref()),
+            reframe_mode: mode.to_owned(),
+            crop_x,
+            keyframes,
+            zoom,
+            top,
+            bottom,
             caption_style: b.caption_style.clone(),
             words: b.words.iter().map(|w| EditWord { text: w.text.clone(), start: w.start, end: w.end }).collect(),
             title: b.title.clone(),

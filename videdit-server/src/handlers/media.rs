@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use videdit_core::db::{self, NewShort};
+use videdit_core::recipe::ClipRecipe;
 use videdit_core::short::ShortOutputs;
 use videdit_core::storage::{ObjectKey, PresignGet, Storage, bytes_stream};
 use videdit_core::{ErrorCode, ProcessingStage, ShortId, Video};
@@ -344,7 +345,7 @@ pub async fn render_short(
         Ok(r) => r,
         Err(e) => return Err(fail_short(&ctx, &video, short_id, e).await),
     };
-    recipe.source = source_input(storage.as_ref(), &video).await?;
+    let stored_source = std::mem::replace(&mut recipe.source, source_input(storage.as_ref(), &video).await?);
     let work = tempfile::tempdir_in(ensure_dir(&deps.work_dir).await?).map_err(retryable)?;
     let outputs = RenderOutputs::in_dir(work.path(), "short");
     let cancel = ctx.cancellation_token();
@@ -362,10 +363,16 @@ pub async fn render_short(
         .await
     })
     .await;
-    if let Err(e) = rendered {
-        let e = Error::from(e).map_message(|m| scrub(m, &recipe.source));
-        return Err(fail_short(&ctx, &video, short_id, e).await);
-    }
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            let e = Error::from(e).map_message(|m| scrub(m, &recipe.source));
+            return Err(fail_short(&ctx, &video, short_id, e).await);
+        }
+    };
+    // The framing the renderer chose is kept in the stored recipe.
+    let framed = (rendered.reframe != recipe.reframe)
+        .then(|| ClipRecipe { source: stored_source, reframe: rendered.reframe.clone(), ..recipe.clone() });
     let keys = ShortOutputs {
         video: ObjectKey::short_video(video.org_id, video.id, short_id),
         thumbnail: ObjectKey::short_thumbnail(video.org_id, video.id, short_id),
@@ -375,7 +382,7 @@ pub async fn render_short(
     storage.put_file(&keys.thumbnail, &outputs.thumbnail, "image/jpeg").await.map_err(Error::from)?;
 
     let mut tx = ctx.pool().begin().await.map_err(Error::from)?;
-    match renders::finish(&mut tx, &video, &begun, &keys).await? {
+    match renders::finish_framed(&mut tx, storage.as_ref(), &video, &begun, &keys, framed.as_ref()).await? {
         // Edited while this ran: render the new recipe (a snooze spends no attempt).
         Finished::Stale => Ok(Outcome::Snooze(Duration::ZERO)),
         Finished::Done(_) => commit_with_job(&ctx, tx).await,

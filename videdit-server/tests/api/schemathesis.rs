@@ -42,7 +42,7 @@ async fn schemathesis_finds_nothing_and_its_stateful_phase_reaches_the_recipes(p
         (&t, ["--phases", "coverage,fuzzing,stateful", "--max-examples", "30"].map(String::from).to_vec()),
         (
             &chain_token,
-            ["--phases", "stateful", "--max-examples", "40"]
+            ["--phases", "stateful", "--max-examples", "100"]
                 .into_iter()
                 .map(String::from)
                 .chain(chain.iter().flat_map(|op| ["--include-operation-id".to_owned(), (*op).to_owned()]))

@@ -54,7 +54,7 @@ pub fn recipe_body() -> Value {
         "startSeconds": 10.0,
         "endSeconds": 40.0,
         "aspect": "9:16",
-        "reframe": {"mode": "fit"},
+        "reframe": {"mode": "auto"},
         "captionStyle": "bold",
         "words": words().iter().map(|w| json!({"text": w.text, "start": w.start, "end": w.end})).collect::<Vec<_>>(),
         "title": "A seeded short",
