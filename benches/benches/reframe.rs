@@ -30,13 +30,22 @@ async fn main() {
     let ffmpeg = Ffmpeg::default();
     let dir = tempfile::tempdir().unwrap();
     let parts: Vec<String> = (0..6).map(|i| SMALL_TALK[i * 2..i * 2 + 2].join(" ")).collect();
-    println!("machine: {} cores; x264 veryfast CRF 21 (the render defaults)", std::thread::available_parallelism().map_or(1, usize::from));
+    println!(
+        "machine: {} cores; x264 veryfast CRF 21 (the render defaults)",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
     for (size, side) in [((1280, 720), 150), ((1920, 1080), 225)] {
         let people = vec![
             Person { face: 0, path: vec![(0.0, 0.26, 0.45), (40.0, 0.30, 0.47)] },
             Person { face: 1, path: vec![(0.0, 0.74, 0.47), (40.0, 0.70, 0.44)] },
         ];
-        let spec = FaceVideoSpec { talk: face_talk(parts.clone(), &["en-us", "en-gb"]), people, size, fps: 25, face_side: side };
+        let spec = FaceVideoSpec {
+            talk: face_talk(parts.clone(), &["en-us", "en-gb"]),
+            people,
+            size,
+            fps: 25,
+            face_side: side,
+        };
         let v = make_face_video(&ffmpeg, &spec, &dir.path().join(format!("{}p.mp4", size.1))).await.unwrap();
         let end = v.talk.duration.min(30.5);
         let recipe = |reframe: Reframe| ClipRecipe {
@@ -76,7 +85,8 @@ async fn main() {
             let (t, _) = run(recipe(Reframe::Fit), "fit").await;
             fit.push(t);
         }
-        let (auto, framing, given, fit) = (median(&mut auto), median(&mut framing), median(&mut given), median(&mut fit));
+        let (auto, framing, given, fit) =
+            (median(&mut auto), median(&mut framing), median(&mut given), median(&mut fit));
         let seconds = end - 0.5;
         println!(
             "{}x{} source, {seconds:.1} s short ({chosen}): auto {auto:.2} s (finding faces {framing:.2} s), \

@@ -286,7 +286,8 @@ impl Reframe {
         top: Option<Vec<Keyframe>>,
         bottom: Option<Vec<Keyframe>>,
     ) -> Result<Self, InvalidRecipe> {
-        let path_fields = keyframes.is_some() as u8 + zoom.is_some() as u8 + top.is_some() as u8 + bottom.is_some() as u8;
+        let path_fields =
+            keyframes.is_some() as u8 + zoom.is_some() as u8 + top.is_some() as u8 + bottom.is_some() as u8;
         let only = |allowed: u8| -> Result<(), InvalidRecipe> {
             if x.is_some() as u8 + path_fields > allowed {
                 return Err(InvalidRecipe(format!("reframe mode {mode:?} does not take some of the fields given")));

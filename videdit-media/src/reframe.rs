@@ -141,7 +141,8 @@ pub fn mouth_motion(prev: &[u8], cur: &[u8], w: usize, h: usize, face: (i32, i32
 /// `input` to grey `width`×`height` frames every [`SAMPLE_STEP`] on stdout.
 #[must_use]
 pub fn sample_args(input: &str, start: f64, duration: f64, width: u32, height: u32) -> Vec<String> {
-    let mut args: Vec<String> = ["-ss", &format!("{start:.6}"), "-t", &format!("{duration:.6}")].map(str::to_owned).to_vec();
+    let mut args: Vec<String> =
+        ["-ss", &format!("{start:.6}"), "-t", &format!("{duration:.6}")].map(str::to_owned).to_vec();
     // Deblocking is a large part of decoding and faces at 384 px do not need it.
     args.extend(["-skip_loop_filter".to_owned(), "all".to_owned()]);
     args.extend(safe_input_args(input));
@@ -209,8 +210,7 @@ pub async fn sample_faces(
                             size: f64::from(side) / f64::from(h),
                             score,
                         };
-                        let motion =
-                            prev.as_ref().map(|p| mouth_motion(p, &cur, w as usize, h as usize, (x, y, side)));
+                        let motion = prev.as_ref().map(|p| mouth_motion(p, &cur, w as usize, h as usize, (x, y, side)));
                         (face, motion)
                     })
                     .collect();
@@ -239,7 +239,10 @@ pub async fn sample_faces(
                 tokio::task::spawn_blocking(move || tx.send(job))
                     .await
                     .map_err(|e| Error::Io { op: "detecting faces", source: std::io::Error::other(e) })?
-                    .map_err(|_| Error::Io { op: "detecting faces", source: std::io::Error::other("a detector stopped") })?;
+                    .map_err(|_| Error::Io {
+                        op: "detecting faces",
+                        source: std::io::Error::other("a detector stopped"),
+                    })?;
                 index += 1;
                 filled = 0;
                 progress((index as f64 * SAMPLE_STEP / duration.max(1e-3)).min(1.0));

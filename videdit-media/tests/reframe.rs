@@ -147,10 +147,7 @@ async fn two_people_taking_turns_get_a_cut_to_the_speaker_or_a_split_screen() {
     }
     let first = v.talk.sentences[0].start;
     let cam = frames(keyframes, first, v.talk.duration);
-    let inside = cam
-        .iter()
-        .filter(|(t, c)| in_middle_third(across(v.people[v.speaker_at(*t)].at(*t).0, *c)))
-        .count();
+    let inside = cam.iter().filter(|(t, c)| in_middle_third(across(v.people[v.speaker_at(*t)].at(*t).0, *c))).count();
     let share = inside as f64 / cam.len() as f64;
     assert!(share >= 0.95, "the speaker is in the middle third {:.1} % of the time", share * 100.0);
     assert!(jitter(keyframes, 0.0, v.talk.duration) < 0.015);

@@ -8,10 +8,10 @@
 
 use sqlx::PgConnection;
 use videdit_core::db;
-use videdit_core::recipe::ClipRecipe;
-use videdit_core::storage::{Storage, bytes_stream};
 use videdit_core::event::EventType;
+use videdit_core::recipe::ClipRecipe;
 use videdit_core::short::{ShortOutputs, ShortStatus};
+use videdit_core::storage::{Storage, bytes_stream};
 use videdit_core::{ErrorCode, ProcessingStage, Short, ShortId, Video, VideoStatus};
 
 use crate::error::{Error, Result};

@@ -130,6 +130,58 @@ async fn a_recipe_edited_while_its_render_runs_is_rendered_again(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn the_framing_a_render_chose_is_kept_unless_the_recipe_was_edited_meanwhile(pool: PgPool) {
+    use videdit_core::recipe::{Keyframe, Reframe};
+    let (org, user, storage, _dir) = setup(&pool).await;
+    let (video, short) = ready_video(&pool, storage.as_ref(), org, user).await;
+    let key = ObjectKey::short_recipe(org, video.id, short);
+    let framed = |stored: &ClipRecipe| ClipRecipe {
+        reframe: Reframe::Track { keyframes: vec![Keyframe { t: 10.0, x: 0.3, y: 0.5, cut: false }] },
+        ..stored.clone()
+    };
+    // A render that started before an edit: its framing is dropped with it.
+    let mut conn = pool.acquire().await.unwrap();
+    let begun = renders::begin(&mut conn, &video, short).await.unwrap().unwrap();
+    drop(conn);
+    let before = videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap();
+    let saved = videdit_service::recipes::edit(&pool, storage.as_ref(), org, short, &edit("Edited")).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let stale = renders::finish_framed(
+        &mut tx,
+        storage.as_ref(),
+        &video,
+        &begun,
+        &outputs(&video, short),
+        Some(&framed(&before)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale, Finished::Stale);
+    drop(tx);
+    assert_eq!(videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap(), saved, "the edit stands");
+    // The render of the edited recipe keeps what it chose.
+    let mut conn = pool.acquire().await.unwrap();
+    let again = renders::begin(&mut conn, &video, short).await.unwrap().unwrap();
+    drop(conn);
+    let mut tx = pool.begin().await.unwrap();
+    let done = renders::finish_framed(
+        &mut tx,
+        storage.as_ref(),
+        &video,
+        &again,
+        &outputs(&video, short),
+        Some(&framed(&saved)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(done, Finished::Done(_)));
+    tx.commit().await.unwrap();
+    let stored = videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap();
+    assert_eq!(stored, framed(&saved));
+    assert_eq!(stored.title, "Edited");
+}
+
+#[sqlx::test(migrations = false)]
 async fn a_reanalysis_requested_while_one_runs_is_not_lost(pool: PgPool) {
     let (org, user, storage, _dir) = setup(&pool).await;
     let (video, _) = ready_video(&pool, storage.as_ref(), org, user).await;

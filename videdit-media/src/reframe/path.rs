@@ -432,9 +432,8 @@ pub fn framing(
             let zoom = (size * 3.0).clamp(0.35, 1.0);
             let panel_w = (zoom * half_aspect / shapes.source_aspect).min(1.0);
             let panel = |ti: usize| {
-                let targets: Vec<(f64, f64, bool)> = (0..n)
-                    .filter_map(|i| tracks[ti].at(i, hold).map(|f| (samples[i].t, f.x, false)))
-                    .collect();
+                let targets: Vec<(f64, f64, bool)> =
+                    (0..n).filter_map(|i| tracks[ti].at(i, hold).map(|f| (samples[i].t, f.x, false))).collect();
                 let ys: Vec<f64> = tracks[ti].seen.iter().flatten().map(|f| f.y + f.size * 0.15).collect();
                 let y = ys.iter().sum::<f64>() / ys.len().max(1) as f64;
                 // The crop stays inside the source vertically too.
@@ -452,8 +451,7 @@ pub fn framing(
     let mut previous: Option<usize> = None;
     for i in 0..n {
         let subject = speaker[i].filter(|&s| tracks[s].at(i, hold).is_some()).unwrap_or(main);
-        let Some(face) = tracks[subject].at(i, hold).or_else(|| previous.and_then(|p| tracks[p].at(i, hold)))
-        else {
+        let Some(face) = tracks[subject].at(i, hold).or_else(|| previous.and_then(|p| tracks[p].at(i, hold))) else {
             continue;
         };
         let cut = previous.is_some_and(|p| p != subject);
@@ -489,7 +487,8 @@ mod tests {
         let o = PathOptions::default();
         let crop_w = 0.316;
         // Small jitter around 0.5: no movement at all.
-        let jitter: Vec<_> = (0..50).map(|i| (f64::from(i) * 0.2, 0.5 + if i % 2 == 0 { 0.01 } else { -0.01 }, false)).collect();
+        let jitter: Vec<_> =
+            (0..50).map(|i| (f64::from(i) * 0.2, 0.5 + if i % 2 == 0 { 0.01 } else { -0.01 }, false)).collect();
         let still = camera(&jitter, crop_w, &o);
         assert_eq!(still.len(), 2, "a jittering subject inside the dead zone leaves the camera still: {still:?}");
         // A jump of the subject: the camera accelerates, arrives and stops, without overshoot.

@@ -615,9 +615,15 @@ mod tests {
         // Left edges: 0.25·1280 − 202 = 118, then 438, then 758 after the cut at 5 s.
         assert_eq!(pan.keys, vec![(0.0, 118.0, 0.0, false), (2.0, 438.0, 0.0, false), (5.0, 758.0, 0.0, true)]);
         let x = "clip(118.00+160.0000*clip(t-0.0000,0,2.0000)+320.00*gte(t,5.0000),0,876)";
-        assert_eq!(pan.crop((1280, 720)), format!("crop=w=404:h=720:x={}:y={}", filter_value(x), filter_value("clip(0.00,0,0)")));
+        assert_eq!(
+            pan.crop((1280, 720)),
+            format!("crop=w=404:h=720:x={}:y={}", filter_value(x), filter_value("clip(0.00,0,0)"))
+        );
         let graph = video_graph(&g, (1280, 720), (1080, 1920), Fps { num: 30, den: 1 }, None);
-        assert!(graph.starts_with("[0:v]fps=30/1,format=yuv420p,crop=w=404:h=720:x=clip(118.00+160.0000*clip(t-0.0000\\,0"), "{graph}");
+        assert!(
+            graph.starts_with("[0:v]fps=30/1,format=yuv420p,crop=w=404:h=720:x=clip(118.00+160.0000*clip(t-0.0000\\,0"),
+            "{graph}"
+        );
         assert!(graph.ends_with(",scale=1080:1920,setsar=1[v]"), "{graph}");
         let split = Reframe::Split { zoom: 0.5, top: vec![k(0.0, 0.25, false)], bottom: vec![k(0.0, 0.75, false)] };
         let g = Geometry::new((1920, 1080), (1080, 1920), &split, 0.0);

@@ -148,7 +148,9 @@ async fn face_image(ffmpeg: &Ffmpeg, face: (u32, u32, u32), side: u32, dir: &Pat
         "-vf", &format!("crop={crop}:{crop}:{}:{},scale={out_side}:{out_side}:flags=lanczos", x.saturating_sub(margin), y.saturating_sub(margin)),
         "-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", &file_arg(&raw),
     ];
-    ffmpeg.run(Run { args: args.map(str::to_owned).to_vec(), media_seconds: 1.0, on_progress: None, cancel: None }).await?;
+    ffmpeg
+        .run(Run { args: args.map(str::to_owned).to_vec(), media_seconds: 1.0, on_progress: None, cancel: None })
+        .await?;
     let rgb = tokio::fs::read(&raw).await.map_err(|source| Error::Io { op: "reading a face", source })?;
     Ok((Image { w: out_side, h: out_side, rgb }, scale))
 }

@@ -371,8 +371,11 @@ pub async fn render_short(
         }
     };
     // The framing the renderer chose is kept in the stored recipe.
-    let framed = (rendered.reframe != recipe.reframe)
-        .then(|| ClipRecipe { source: stored_source, reframe: rendered.reframe.clone(), ..recipe.clone() });
+    let framed = (rendered.reframe != recipe.reframe).then(|| ClipRecipe {
+        source: stored_source,
+        reframe: rendered.reframe.clone(),
+        ..recipe.clone()
+    });
     let keys = ShortOutputs {
         video: ObjectKey::short_video(video.org_id, video.id, short_id),
         thumbnail: ObjectKey::short_thumbnail(video.org_id, video.id, short_id),

@@ -212,6 +212,9 @@ async fn full_flow(pool: PgPool, options: Options) {
     assert_eq!(recipe["startSeconds"], best["startSeconds"]);
     assert!(!recipe["words"].as_array().unwrap().is_empty());
     assert!(recipe.get("source").is_none(), "the storage location stays private: {recipe}");
+    // The shorts were made with `auto`; the render found no face in the
+    // test pattern and the stored recipe holds its choice.
+    assert_eq!(recipe["reframe"], json!({"mode": "fit"}), "{recipe}");
     let new_end = end - 0.5;
     recipe["endSeconds"] = json!(new_end);
     recipe["captionStyle"] = json!("boxed");

@@ -70,7 +70,9 @@ async fn every_refusal_of_an_edited_recipe_has_its_code_and_message(pool: PgPool
         ),
         (
             "a camera path out of order",
-            with(|b| b["reframe"] = json!({"mode": "track", "keyframes": [{"t": 12.0, "x": 0.5}, {"t": 11.0, "x": 0.4}]})),
+            with(|b| {
+                b["reframe"] = json!({"mode": "track", "keyframes": [{"t": 12.0, "x": 0.5}, {"t": 11.0, "x": 0.4}]})
+            }),
             "reframe.keyframes must be in time order",
         ),
         (
