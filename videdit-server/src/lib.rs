@@ -33,6 +33,7 @@ pub fn openapi_spec() -> String {
     let mut spec: serde_json::Value = serde_json::from_str(&generated).expect("poem-openapi writes JSON");
     add_links(&mut spec);
     add_constraints(&mut spec);
+    plain_union_refs(&mut spec);
     let mut out = serde_json::to_string_pretty(&spec).expect("JSON");
     out.push('\n');
     out
@@ -77,6 +78,12 @@ const LINKS: &[Link] = &[
 
 /// Text people type: no control or bidirectional-override characters (see `videdit_core::text`).
 const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$";
+/// The same, and not blank (one character at least that is not white space).
+const PRINTABLE_NOT_BLANK: &str = concat!(
+    r"^[^\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*",
+    r"[^\s\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]",
+    r"[^\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+);
 
 /// Constraints the server checks itself, with messages that name what is
 /// wrong (a character as `U+202E`, the versions it knows), stated in the
@@ -84,8 +91,8 @@ const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u
 fn constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> {
     use serde_json::json;
     vec![
-        ("CreateUpload", "fileName", json!({"pattern": PRINTABLE})),
-        ("RenameVideo", "title", json!({"pattern": PRINTABLE})),
+        ("CreateUpload", "fileName", json!({"pattern": PRINTABLE_NOT_BLANK})),
+        ("RenameVideo", "title", json!({"pattern": PRINTABLE_NOT_BLANK})),
         ("RecipeBody", "title", json!({"pattern": PRINTABLE, "maxLength": videdit_core::recipe::MAX_TITLE_CHARS})),
         ("RecipeBody", "version", json!({"minimum": 1, "maximum": videdit_core::recipe::RECIPE_VERSION})),
         ("RecipeBody", "startSeconds", json!({"minimum": 0})),
@@ -105,6 +112,29 @@ fn constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         ("RecipeWord", "start", json!({"minimum": 0})),
         ("RecipeWord", "end", json!({"minimum": 0})),
     ]
+}
+
+/// A property documented in Rust is an `allOf` of its type's `$ref` and
+/// its description; for a `oneOf` with a discriminator, generators read
+/// that `allOf` as inheritance and drop the discriminator (TypeScript's
+/// `Omit<RecipeReframe, "mode">`). Such properties become a plain `$ref`.
+fn plain_union_refs(spec: &mut serde_json::Value) {
+    let Some(schemas) = spec["components"]["schemas"].as_object_mut() else { return };
+    let unions: Vec<String> = schemas
+        .iter()
+        .filter(|(_, s)| s.get("discriminator").is_some())
+        .map(|(name, _)| format!("#/components/schemas/{name}"))
+        .collect();
+    for schema in schemas.values_mut() {
+        for prop in
+            schema.get_mut("properties").and_then(|p| p.as_object_mut()).into_iter().flat_map(|p| p.values_mut())
+        {
+            let target = prop["allOf"][0]["$ref"].as_str().filter(|r| unions.iter().any(|u| u == r)).map(str::to_owned);
+            if let Some(target) = target {
+                *prop = serde_json::json!({"$ref": target});
+            }
+        }
+    }
 }
 
 fn add_constraints(spec: &mut serde_json::Value) {

@@ -68,7 +68,8 @@ try {
   const playing = await shortVideo.evaluate(async (v) => {
     v.muted = true;
     await v.play();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Up to 15 s to get going (a loaded machine starts slowly), no fixed wait.
+    for (let i = 0; i < 150 && !(v.currentTime > 0.2); i++) await new Promise((r) => setTimeout(r, 100));
     return !v.paused && v.currentTime > 0.2;
   });
   if (!playing) throw new Error("the short does not play");

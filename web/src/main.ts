@@ -629,7 +629,7 @@ async function shortPage(id: string): Promise<void> {
           aspect: aspect.value as Recipe["aspect"],
           // The same mode keeps its camera path; another mode starts afresh
           // (a path is found again when it renders).
-          reframe: reframe.value === recipe.reframe.mode ? recipe.reframe : { mode: reframe.value as Recipe["reframe"]["mode"] },
+          reframe: reframe.value === recipe.reframe.mode ? recipe.reframe : ({ mode: reframe.value } as Recipe["reframe"]),
           title: titleInput.value,
           words: inRange.map((w) => ({ start: w.start, end: w.end, text: w.text })),
         };

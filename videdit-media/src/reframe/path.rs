@@ -3,7 +3,7 @@
 //! written as keyframes. Pure functions over numbers; nothing here reads
 //! media.
 
-use videdit_core::recipe::{Keyframe, Reframe};
+use videdit_core::recipe::{Keyframe, MAX_KEYFRAMES, Reframe};
 
 /// One face found in one sampled frame, in fractions of the source frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -321,7 +321,19 @@ pub fn camera(targets: &[(f64, f64, bool)], crop_w: f64, options: &PathOptions) 
             path.push((ta + dt * k as f64, x, false));
         }
     }
-    simplify(&path, options.tolerance)
+    // Within the recipe's limit: a coarser tolerance for a long, busy path
+    // (cuts and ends always stay, and shots of at least `min_shot` keep
+    // them well under it).
+    let mut tolerance = options.tolerance;
+    let mut keys = simplify(&path, tolerance);
+    for _ in 0..16 {
+        if keys.len() <= MAX_KEYFRAMES {
+            break;
+        }
+        tolerance *= 2.0;
+        keys = simplify(&path, tolerance);
+    }
+    keys
 }
 
 /// The points of `path` needed to draw it with straight lines within
@@ -504,6 +516,10 @@ mod tests {
         let cut = [(0.0, 0.3, false), (1.0, 0.3, false), (1.0, 0.7, true), (2.0, 0.7, false)];
         let path = camera(&cut, crop_w, &o);
         assert!(path.iter().any(|p| p.2 && (p.1 - 0.7).abs() < 1e-9 && (p.0 - 1.0).abs() < 1e-9), "{path:?}");
+        // A subject wandering for three minutes still fits the recipe's limit.
+        let wander: Vec<_> =
+            (0..900).map(|i| (f64::from(i) * 0.2, 0.5 + 0.3 * (f64::from(i) * 0.7).sin(), false)).collect();
+        assert!(camera(&wander, crop_w, &o).len() <= MAX_KEYFRAMES);
         // Centres stay where the crop fits.
         let edge = camera(&[(0.0, 0.0, false), (1.0, 1.0, false)], crop_w, &o);
         assert!(edge.iter().all(|p| p.1 >= crop_w / 2.0 - 1e-9 && p.1 <= 1.0 - crop_w / 2.0 + 1e-9));
