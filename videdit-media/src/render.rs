@@ -78,6 +78,9 @@ pub struct RenderOptions {
     pub loudness: LoudnessTarget,
     /// Caption font; `None` takes [`CaptionFont::installed`].
     pub font: Option<CaptionFont>,
+    /// A picture (PNG, JPEG) blurred behind every audiogram, in place of
+    /// the file's cover art or the plain colour.
+    pub audiogram_background: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -89,6 +92,7 @@ impl Default for RenderOptions {
             audio_kbps: 160,
             loudness: LoudnessTarget::default(),
             font: None,
+            audiogram_background: None,
         }
     }
 }
@@ -237,6 +241,11 @@ fn validate(recipe: &ClipRecipe, options: &RenderOptions) -> Result<(), RenderEr
             "crf must be 0..=51, max_video_kbps >= 100, audio_kbps 32..=512".into(),
         ));
     }
+    if let Some(image) = &options.audiogram_background
+        && !image.is_file()
+    {
+        return Err(RenderError::InvalidOptions(format!("the audiogram background {} is not a file", image.display())));
+    }
     let t = options.loudness;
     if !((-40.0..=-5.0).contains(&t.integrated) && (-10.0..=0.0).contains(&t.true_peak)) {
         return Err(RenderError::InvalidOptions("loudness target out of range".into()));
@@ -368,7 +377,12 @@ where
                 .map_err(io("writing the audiogram's title"))?;
         }
         Some(graph::Audiogram {
-            cover: info.cover_art().map(|c| c.index),
+            // A picture given in the options wins over the file's own.
+            background: match (options.audiogram_background.as_deref(), info.cover_art()) {
+                (Some(image), _) => graph::Background::Image(image),
+                (None, Some(cover)) => graph::Background::Cover(cover.index),
+                (None, None) => graph::Background::Plain,
+            },
             title: title_font.as_ref().filter(|_| titled).map(|f| (title_file.as_path(), f.file.as_path())),
             wave: wave_band(recipe.aspect, recipe.caption_style),
         })

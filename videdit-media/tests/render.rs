@@ -475,13 +475,18 @@ async fn an_audio_only_podcast_becomes_an_audiogram_with_a_moving_waveform_and_c
 
     let [_, y0, _, y1] = CaptionLayout::new(Aspect::Vertical, CaptionStyle::Bold).caption_box();
     let (y0, y1) = (y0 as usize, y1 as usize);
+    let image =
+        generate(dir.path(), "brand.png", &["-f", "lavfi", "-i", "color=c=0xd02020:s=640x640", "-frames:v", "1"]).await;
     let mut backgrounds = vec![];
-    for (name, src) in [("plain", &plain), ("cover", &covered)] {
+    for (name, src, background) in
+        [("plain", &plain, None), ("cover", &covered, None), ("image", &covered, Some(image.clone()))]
+    {
         let mut recipe = recipe(src, 0.5, 4.5, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
         recipe.title = "Why 90% of people retire broke, and what to do about it".into();
         recipe.words = vec![word(" Hello", 0.6, 1.0), word(" and", 1.0, 1.2), word(" welcome", 1.2, 1.9)];
         let outputs = RenderOutputs::in_dir(&dir.path().join(name), "short");
-        let r = run(&recipe, &outputs).await.unwrap();
+        let options = RenderOptions { audiogram_background: background, ..RenderOptions::default() };
+        let r = render(&ff(), &recipe, &outputs, &options, |_| {}, &CancellationToken::new()).await.unwrap();
         check_outputs(&r, &recipe, 4.0, 30.0).await;
         assert_eq!(r.caption_events, 3, "{name}");
 
@@ -512,4 +517,12 @@ async fn an_audio_only_podcast_becomes_an_audiogram_with_a_moving_waveform_and_c
         |c: &[[u8; 3]]| c.iter().flat_map(|p| p.iter().zip(c[0]).map(|(a, b)| a.abs_diff(b))).max().unwrap_or(0);
     assert!(spread(&backgrounds[0]) < 12, "a plain background: {:?}", &backgrounds[0][..4]);
     assert!(backgrounds[0] != backgrounds[1], "the cover art shows behind");
+    // A picture given in the options wins over the cover art: red, darkened.
+    let [r, g, b] = backgrounds[2][0];
+    assert!(r > g + 40 && r > b + 40, "the given picture shows behind: {:?}", &backgrounds[2][..4]);
+    let missing = RenderOptions { audiogram_background: Some(dir.path().join("none.png")), ..RenderOptions::default() };
+    let recipe = recipe(&plain, 0.5, 4.5, Aspect::Vertical, Reframe::Fit, CaptionStyle::Bold);
+    let outputs = RenderOutputs::in_dir(&dir.path().join("missing"), "short");
+    let err = render(&ff(), &recipe, &outputs, &missing, |_| {}, &CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, RenderError::InvalidOptions(ref m) if m.contains("none.png is not a file")), "{err}");
 }

@@ -100,6 +100,10 @@ pub struct ProcessArgs {
     /// Caption style.
     #[arg(long, value_enum, default_value = "bold")]
     pub captions: CaptionArg,
+    /// A picture (PNG, JPEG) blurred behind the audiograms of an audio-only
+    /// source, in place of its cover art or the plain colour.
+    #[arg(long, value_name = "FILE")]
+    pub audiogram_background: Option<PathBuf>,
     /// Whisper model for this run: a name in the model directory or a ggml file (default: the WHISPER_MODEL setting).
     #[arg(long)]
     pub model: Option<String>,
@@ -266,6 +270,12 @@ fn options(args: &ProcessArgs) -> anyhow::Result<PipelineOptions> {
     o.transcribe.threads = args.threads;
     o.transcribe.language = args.language.clone();
     o.render_concurrency = args.render_concurrency;
+    if let Some(image) = &args.audiogram_background
+        && !image.is_file()
+    {
+        bail!("--audiogram-background {} is not a file", image.display());
+    }
+    o.render.audiogram_background.clone_from(&args.audiogram_background);
     Ok(o)
 }
 

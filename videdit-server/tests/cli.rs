@@ -52,6 +52,11 @@ fn process_reports_bad_input_in_one_line() {
         &models,
     ));
     assert!(err.contains("duration"), "{err}");
+    let err = one_line_error(&videdit(
+        &["process", text, "--out", out, "--audiogram-background", "/nonexistent.png"],
+        &models,
+    ));
+    assert!(err.contains("--audiogram-background /nonexistent.png is not a file"), "{err}");
 
     // With the model: not media.
     let model = videdit_media::testing::tiny_en_test_model();

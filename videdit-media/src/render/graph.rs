@@ -297,14 +297,24 @@ pub fn video_graph(
 /// An audiogram: the picture made from the sound of an audio-only source.
 #[derive(Debug, Clone, Copy)]
 pub struct Audiogram<'a> {
-    /// The stream index of the source's cover art, blurred as the
-    /// background; `None`: a plain dark background.
-    pub cover: Option<u32>,
+    /// What is blurred behind the waveform.
+    pub background: Background<'a>,
     /// A text file with the title (drawn by `drawtext`, never escaped into
     /// the graph), and the font to draw it with.
     pub title: Option<(&'a Path, &'a Path)>,
     /// The top and the height of the waveform band, in output pixels.
     pub wave: (u32, u32),
+}
+
+/// An audiogram's background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background<'a> {
+    /// A plain dark colour ([`AUDIOGRAM_BACKGROUND`]).
+    Plain,
+    /// The source's cover art: the stream of this index, blurred.
+    Cover(u32),
+    /// A picture given in the options, blurred.
+    Image(&'a Path),
 }
 
 /// The background colour of an audiogram without cover art.
@@ -318,9 +328,14 @@ pub const AUDIOGRAM_BACKGROUND: &str = "0x14202e";
 pub fn audiogram_graph(a: &Audiogram<'_>, out: (u32, u32), fps: Fps, captions: Option<(&Path, &Path)>) -> String {
     let (ow, oh) = out;
     let rate = format!("{}/{}", fps.num, fps.den);
-    let background = match a.cover {
-        Some(i) => format!(
-            "[1:{i}]scale={ow}:{oh}:force_original_aspect_ratio=increase,crop={ow}:{oh},boxblur=20:2,\
+    let picture = match a.background {
+        Background::Plain => None,
+        Background::Cover(i) => Some(format!("[1:{i}]")),
+        Background::Image(_) => Some("[1:v:0]".to_owned()),
+    };
+    let background = match picture {
+        Some(input) => format!(
+            "{input}scale={ow}:{oh}:force_original_aspect_ratio=increase,crop={ow}:{oh},boxblur=20:2,\
              eq=brightness=-0.3,loop=loop=-1:size=1,fps={rate},format=yuv420p[bg]"
         ),
         None => format!("color=c={AUDIOGRAM_BACKGROUND}:s={ow}x{oh}:r={rate},format=yuv420p[bg]"),
@@ -425,11 +440,26 @@ impl MainRun<'_> {
         let mut args: Vec<String> =
             vec!["-y".into(), "-ss".into(), format!("{:.6}", self.start), "-t".into(), format!("{:.6}", self.duration)];
         args.extend(safe_input_args(self.input));
-        if self.audiogram.is_some_and(|a| a.cover.is_some()) {
-            // The cover art again, unseeked: a picture at time 0 that the
-            // seek of the first input would skip. Only its start is read.
-            args.extend(["-t".to_owned(), "0.1".to_owned()]);
-            args.extend(safe_input_args(self.input));
+        match self.audiogram.map(|a| a.background) {
+            Some(Background::Cover(_)) => {
+                // The cover art again, unseeked: a picture at time 0 that the
+                // seek of the first input would skip. Only its start is read.
+                args.extend(["-t".to_owned(), "0.1".to_owned()]);
+                args.extend(safe_input_args(self.input));
+            }
+            Some(Background::Image(path)) => {
+                // A local picture: only the file protocol and the still
+                // image demuxers.
+                #[rustfmt::skip]
+                let image = [
+                    "-t", "0.1",
+                    "-protocol_whitelist", "file",
+                    "-format_whitelist", "image2,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe",
+                    "-i", &file_arg(path),
+                ];
+                args.extend(image.map(str::to_owned));
+            }
+            _ => {}
         }
         // An option and its value per line.
         #[rustfmt::skip]
