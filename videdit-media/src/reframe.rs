@@ -193,13 +193,13 @@ pub async fn sample_faces(
     let mut senders = Vec::new();
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let (tx, rx) = mpsc::sync_channel::<Job>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(4);
         let done = done_tx.clone();
         let model = model()?;
         senders.push(tx);
         workers.push(std::thread::spawn(move || {
             let mut detector = Detector::with_model(model, MIN_FACE);
-            for (i, cur, prev) in rx {
+            while let Some((i, cur, prev)) = rx.blocking_recv() {
                 let faces = detector
                     .detect(&cur, w, h)
                     .into_iter()
@@ -234,15 +234,11 @@ pub async fn sample_faces(
             if filled == frame_len {
                 let cur = Arc::new(std::mem::replace(&mut buf, vec![0u8; frame_len]));
                 let job = (index, cur.clone(), prev.replace(cur));
-                let tx = senders[index % senders.len()].clone();
                 // A full worker queue waits without blocking the runtime.
-                tokio::task::spawn_blocking(move || tx.send(job))
-                    .await
-                    .map_err(|e| Error::Io { op: "detecting faces", source: std::io::Error::other(e) })?
-                    .map_err(|_| Error::Io {
-                        op: "detecting faces",
-                        source: std::io::Error::other("a detector stopped"),
-                    })?;
+                senders[index % senders.len()].send(job).await.map_err(|_| Error::Io {
+                    op: "detecting faces",
+                    source: std::io::Error::other("a detector stopped"),
+                })?;
                 index += 1;
                 filled = 0;
                 progress((index as f64 * SAMPLE_STEP / duration.max(1e-3)).min(1.0));
@@ -302,9 +298,7 @@ pub async fn choose_framing(
         sample_faces(ffmpeg, f.input, f.range.start(), f.range.duration(), f.source, progress, cancel).await?;
     let words: Vec<(f64, f64)> = f.words.iter().map(|w| (w.start, w.end)).collect();
     let shapes = Shapes { source_aspect, out_aspect };
-    let (reframe, stats) = path::framing(f.requested, &samples, SAMPLE_STEP, &words, shapes, &PathOptions::default());
-    // Keyframes from before the range are held there: none is needed.
-    Ok((reframe, stats))
+    Ok(path::framing(f.requested, &samples, SAMPLE_STEP, &words, shapes, &PathOptions::default()))
 }
 
 #[cfg(test)]

@@ -145,37 +145,22 @@ async fn the_framing_a_render_chose_is_kept_unless_the_recipe_was_edited_meanwhi
     drop(conn);
     let before = videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap();
     let saved = videdit_service::recipes::edit(&pool, storage.as_ref(), org, short, &edit("Edited")).await.unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let stale = renders::finish_framed(
-        &mut tx,
-        storage.as_ref(),
-        &video,
-        &begun,
-        &outputs(&video, short),
-        Some(&framed(&before)),
-    )
-    .await
-    .unwrap();
+    let finish = async |begun: &renders::Begun, framed: &ClipRecipe| {
+        let mut tx = pool.begin().await.unwrap();
+        let out = outputs(&video, short);
+        let f = renders::finish_framed(&mut tx, storage.as_ref(), &video, begun, &out, Some(framed)).await.unwrap();
+        tx.commit().await.unwrap();
+        f
+    };
+    let stale = finish(&begun, &framed(&before)).await;
     assert_eq!(stale, Finished::Stale);
-    drop(tx);
     assert_eq!(videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap(), saved, "the edit stands");
     // The render of the edited recipe keeps what it chose.
     let mut conn = pool.acquire().await.unwrap();
     let again = renders::begin(&mut conn, &video, short).await.unwrap().unwrap();
     drop(conn);
-    let mut tx = pool.begin().await.unwrap();
-    let done = renders::finish_framed(
-        &mut tx,
-        storage.as_ref(),
-        &video,
-        &again,
-        &outputs(&video, short),
-        Some(&framed(&saved)),
-    )
-    .await
-    .unwrap();
+    let done = finish(&again, &framed(&saved)).await;
     assert!(matches!(done, Finished::Done(_)));
-    tx.commit().await.unwrap();
     let stored = videdit_service::recipes::read(storage.as_ref(), &key).await.unwrap();
     assert_eq!(stored, framed(&saved));
     assert_eq!(stored.title, "Edited");

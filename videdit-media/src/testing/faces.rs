@@ -134,7 +134,7 @@ struct Image {
 
 /// Decodes `face` of the photograph, scaled so that its box is `side`
 /// pixels, with a margin of half a box around it.
-async fn face_image(ffmpeg: &Ffmpeg, face: (u32, u32, u32), side: u32, dir: &Path) -> Result<(Image, f64)> {
+async fn face_image(ffmpeg: &Ffmpeg, face: (u32, u32, u32), side: u32, dir: &Path) -> Result<Image> {
     let (x, y, s) = face;
     let margin = s / 2;
     let crop = s + 2 * margin;
@@ -152,7 +152,7 @@ async fn face_image(ffmpeg: &Ffmpeg, face: (u32, u32, u32), side: u32, dir: &Pat
         .run(Run { args: args.map(str::to_owned).to_vec(), media_seconds: 1.0, on_progress: None, cancel: None })
         .await?;
     let rgb = tokio::fs::read(&raw).await.map_err(|source| Error::Io { op: "reading a face", source })?;
-    Ok((Image { w: out_side, h: out_side, rgb }, scale))
+    Ok(Image { w: out_side, h: out_side, rgb })
 }
 
 /// The loudness of `samples` (16 kHz) per video frame, 0..1.
@@ -224,7 +224,7 @@ pub async fn make_face_video(ffmpeg: &Ffmpeg, spec: &FaceVideoSpec, out: &Path) 
         frame.copy_from_slice(&background);
         let speaker = video.speaker_at(t);
         let speaking = video.talk.sentences.iter().any(|s| t >= s.start && t <= s.end);
-        for (pi, (person, (img, scale))) in spec.people.iter().zip(&faces).enumerate() {
+        for (pi, (person, img)) in spec.people.iter().zip(&faces).enumerate() {
             let (cx, cy) = person.at(t);
             let (left, top) = ((cx * w as f64) as i64 - img.w as i64 / 2, (cy * h as f64) as i64 - img.h as i64 / 2);
             // An oval head: each row copied between the oval's edges.
@@ -253,7 +253,6 @@ pub async fn make_face_video(ffmpeg: &Ffmpeg, spec: &FaceVideoSpec, out: &Path) 
             // The speaking face's mouth opens with the loudness.
             if pi == speaker && speaking {
                 let side = f64::from(spec.face_side);
-                let _ = scale;
                 let (mx, my) = (cx * w as f64, cy * h as f64 + side * 0.30);
                 let (ax, ay) = (side * 0.17, side * 0.11 * loud[i.min(loud.len() - 1)]);
                 if ay >= 1.0 {
