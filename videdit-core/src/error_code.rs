@@ -122,6 +122,8 @@ error_codes! {
     NotFound => ("not_found", 404, false),
     /// No such publication in this organisation.
     PublicationNotFound => ("publication_not_found", 404, false),
+    /// The organisation has no such picture (an audiogram background).
+    ImageNotFound => ("image_not_found", 404, false),
     /// The route exists, but not with this method.
     MethodNotAllowed => ("method_not_allowed", 405, false),
     // --- media ---
@@ -133,6 +135,8 @@ error_codes! {
     UnsupportedCodec => ("unsupported_codec", 422, false),
     /// The media is longer than the organisation's limit.
     MediaTooLong => ("media_too_long", 422, false),
+    /// A picture that is not a PNG or JPEG we decode, or whose size is outside the limits.
+    InvalidImage => ("invalid_image", 422, false),
     /// The upload is larger than the organisation's limit or its declared size.
     UploadTooLarge => ("upload_too_large", 413, false),
     // --- limits ---

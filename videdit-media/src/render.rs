@@ -253,6 +253,36 @@ fn validate(recipe: &ClipRecipe, options: &RenderOptions) -> Result<(), RenderEr
     Ok(())
 }
 
+/// Checks that a picture meant as an audiogram background decodes, opened
+/// as a render opens it (the file protocol and still-image demuxers only):
+/// a worker given a picture it cannot read renders without it rather than
+/// failing every audiogram.
+///
+/// # Errors
+/// [`RenderError::Media`] when ffmpeg cannot decode a frame of it.
+pub async fn check_picture(ffmpeg: &Ffmpeg, path: &Path) -> Result<(), RenderError> {
+    let out = path.with_extension("check.raw");
+    #[rustfmt::skip]
+    let args = [
+        "-v", "error", "-xerror",
+        "-protocol_whitelist", "file",
+        "-format_whitelist", graph::PICTURE_DEMUXERS,
+        "-i", &file_arg(path),
+        "-frames:v", "1", "-vf", "scale=8:8,format=gray", "-f", "rawvideo", "-y", &file_arg(&out),
+    ];
+    let ran = ffmpeg
+        .run(Run { args: args.map(str::to_owned).to_vec(), media_seconds: 1.0, on_progress: None, cancel: None })
+        .await;
+    let written = tokio::fs::metadata(&out).await.map(|m| m.len()).unwrap_or(0);
+    let _ = tokio::fs::remove_file(&out).await;
+    ran?;
+    if written == 64 {
+        Ok(())
+    } else {
+        Err(Error::InvalidMedia(format!("the picture {} has no frame ffmpeg decodes", path.display())).into())
+    }
+}
+
 /// Renders `recipe` to `outputs`.
 ///
 /// `progress` gets the fraction done, 0 to 1. `cancel` stops the render

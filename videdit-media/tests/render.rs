@@ -13,7 +13,7 @@ use videdit_core::transcript::Word;
 use videdit_media::Error;
 use videdit_media::captions::{CaptionLayout, YELLOW};
 use videdit_media::process::{Ffmpeg, Run, file_arg};
-use videdit_media::render::{RenderError, RenderOptions, RenderOutputs, Rendered, loudness, render};
+use videdit_media::render::{RenderError, RenderOptions, RenderOutputs, Rendered, check_picture, loudness, render};
 use videdit_media::testing::{self, Frame, Rect, ffprobe_json, looks_like, seconds_of, stream_of};
 
 fn ff() -> Ffmpeg {
@@ -525,4 +525,32 @@ async fn an_audio_only_podcast_becomes_an_audiogram_with_a_moving_waveform_and_c
     let outputs = RenderOutputs::in_dir(&dir.path().join("missing"), "short");
     let err = render(&ff(), &recipe, &outputs, &missing, |_| {}, &CancellationToken::new()).await.unwrap_err();
     assert!(matches!(err, RenderError::InvalidOptions(ref m) if m.contains("none.png is not a file")), "{err}");
+}
+
+/// A picture given as a background is checked by decoding it as a render
+/// opens it: PNG and JPEG pass; a cut file, a GIF and a playlist do not.
+#[tokio::test]
+async fn a_background_picture_is_checked_by_decoding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["ok.png", "ok.jpg"] {
+        let p = generate(dir.path(), name, &["-f", "lavfi", "-i", "testsrc2=s=640x360", "-frames:v", "1"]).await;
+        check_picture(&ff(), &p).await.unwrap();
+        assert!(!p.with_extension("check.raw").exists(), "the check leaves nothing behind");
+    }
+    let noisy = generate(
+        dir.path(),
+        "noisy.png",
+        &["-f", "lavfi", "-i", "nullsrc=s=640x360,geq=random(1)*255:128:128", "-frames:v", "1"],
+    )
+    .await;
+    let bytes = std::fs::read(&noisy).unwrap();
+    let cut = dir.path().join("cut.png");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let gif = generate(dir.path(), "p.gif", &["-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1"]).await;
+    let playlist = dir.path().join("list.png");
+    std::fs::write(&playlist, "#EXTM3U\n#EXT-X-TARGETDURATION:1\nhttp://169.254.169.254/x.ts\n").unwrap();
+    for bad in [cut, gif, playlist] {
+        let err = check_picture(&ff(), &bad).await.unwrap_err();
+        assert!(matches!(err, RenderError::Media(_)), "{}: {err}", bad.display());
+    }
 }

@@ -15,6 +15,16 @@ use crate::app::AppState;
 /// Largest JSON request body of `/api/v1` (uploads go to storage, not here).
 pub const MAX_API_BODY: usize = 1024 * 1024;
 
+/// The one body that is not JSON: an organisation's picture.
+const PICTURE_PATH: &str = "/organization/audiogram-background";
+
+/// The body limit of a request: [`MAX_API_BODY`], or for a picture
+/// [`videdit_service::images::MAX_IMAGE_BYTES`].
+fn body_limit(req: &Request) -> usize {
+    let picture = req.method() == poem::http::Method::PUT && req.original_uri().path().ends_with(PICTURE_PATH);
+    if picture { videdit_service::images::MAX_IMAGE_BYTES } else { MAX_API_BODY }
+}
+
 /// Whole seconds to wait, rounded up and at least 1, as `Retry-After` takes.
 #[must_use]
 pub fn retry_after_secs(wait: Duration) -> u64 {
@@ -53,17 +63,17 @@ pub async fn rate_limit<E: Endpoint>(state: &AppState, next: E, req: Request) ->
     next.call(req).await.map(IntoResponse::into_response)
 }
 
-/// Refuses a JSON API body over [`MAX_API_BODY`] with `413
+/// Refuses an API body over its limit ([`body_limit`]) with `413
 /// request_too_large`: at once when `Content-Length` says so, else once
 /// that many bytes have been read (a chunked body has no length).
 pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let too_large =
-        || error_response(ErrorCode::RequestTooLarge, &format!("a request body has at most {MAX_API_BODY} bytes"));
+    let limit = body_limit(&req);
+    let too_large = || error_response(ErrorCode::RequestTooLarge, &format!("a request body has at most {limit} bytes"));
     let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_API_BODY as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return Ok(too_large());
     }
-    match req.take_body().into_bytes_limit(MAX_API_BODY).await {
+    match req.take_body().into_bytes_limit(limit).await {
         Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
         Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
         Err(e) => {

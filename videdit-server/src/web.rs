@@ -90,6 +90,7 @@ pub fn routes() -> Route {
         .at("/connections/*rest", get(index))
         .at("/publications", get(index))
         .at("/billing", get(index))
+        .at("/brand", get(index))
         .at("/assets/app.js", get(script))
         .at("/assets/app.css", get(style))
         .at("/app-config.json", get(config))

@@ -23,6 +23,7 @@
 //! | [`webhooks`] | endpoints, deliveries, one delivery attempt |
 //! | [`connections`] | connected platform accounts: OAuth with PKCE, sealed tokens, refresh, disconnect |
 //! | [`publications`] | schedule a short to a connected account; cancel, reschedule; the `publish` job (rules, resumable upload, processing) |
+//! | [`images`] | an organisation's pictures (its audiogram background): check, store, replace, remove |
 //! | [`billing`] | plans, the usage ledger (reserve, commit, release), Stripe events, checkout and portal |
 //!
 //! ```no_run
@@ -40,6 +41,7 @@ pub mod connections;
 mod error;
 pub mod events;
 pub mod failures;
+pub mod images;
 pub mod jobs;
 pub mod publications;
 pub mod recipes;

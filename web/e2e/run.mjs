@@ -5,9 +5,11 @@
 // search the transcript and seek the source, trim a short and fix a word
 // and see the re-render finish, delete a video, and interrupt a
 // multipart upload midway then resume it after a page reload without
-// sending the finished parts again. Every page is saved as a screenshot.
+// sending the finished parts again; set and remove the audiogram
+// background on the brand page. Every page is saved as a screenshot.
 //
 //   node web/e2e/run.mjs <server-base-url> <talk.mp4> <artefacts-dir>
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,6 +137,24 @@ try {
     await page.waitForTimeout(300);
     await snap(name);
   }
+  step("the brand page sets, shows and removes the audiogram background");
+  const brandDir = mkdtempSync(join(tmpdir(), "videdit-e2e-brand-"));
+  const brandPng = join(brandDir, "brand.png");
+  execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "gradients=s=540x960", "-frames:v", "1", "-y", brandPng]);
+  await page.getByRole("navigation").getByRole("link", { name: "Brand" }).click();
+  await page.getByRole("heading", { level: 1, name: "Brand" }).waitFor();
+  await page.locator("#no-background").waitFor();
+  await page.setInputFiles("#background", brandPng);
+  await page.locator("img.preview").waitFor();
+  await page.waitForFunction(() => document.querySelector("img.preview")?.naturalWidth === 540, null, { timeout: 15_000 });
+  if (!(await page.locator(".picture figcaption").innerText()).includes("540 × 960")) throw new Error("the picture's size is not shown");
+  const stored = await api("/organization/audiogram-background");
+  if (stored.contentType !== "image/png" || stored.width !== 540) throw new Error(`stored ${JSON.stringify(stored)}`);
+  await snap("brand");
+  await page.getByRole("button", { name: "Remove" }).click();
+  await page.locator("#no-background").waitFor();
+  rmSync(brandDir, { recursive: true, force: true });
+
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByRole("navigation").getByRole("link", { name: "Videos" }).click();
   await page.locator(".card.video").first().waitFor();

@@ -15,6 +15,7 @@ export type Connection = Schemas["ConnectionBody"];
 export type Publication = Schemas["PublicationBody"];
 export type CreatePublication = Schemas["CreatePublication"];
 export type Billing = Schemas["BillingBody"];
+export type Picture = Schemas["PictureBody"];
 export type ErrorBody = Schemas["ErrorBody"];
 
 export interface TranscriptWord {
@@ -60,10 +61,11 @@ export async function call<T>(method: string, path: string, body?: unknown, head
       method,
       headers: {
         authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        // A file goes as it is, with its own type; anything else as JSON.
+        ...(body === undefined ? {} : { "content-type": body instanceof Blob ? body.type || "application/octet-stream" : "application/json" }),
         ...headers,
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : body instanceof Blob ? body : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, "network_error", `The server did not answer (${String(e)}).`);
@@ -108,4 +110,11 @@ export const api = {
   billing: () => call<Billing>("GET", "/billing"),
   checkout: (plan: string) => call<{ url: string }>("POST", "/billing/checkout", { plan }),
   portal: () => call<{ url: string }>("POST", "/billing/portal"),
+  audiogramBackground: () =>
+    call<Picture>("GET", "/organization/audiogram-background").catch((e: unknown) => {
+      if (e instanceof ApiError && e.code === "image_not_found") return null;
+      throw e;
+    }),
+  setAudiogramBackground: (file: Blob) => call<Picture>("PUT", "/organization/audiogram-background", file),
+  removeAudiogramBackground: () => call<unknown>("DELETE", "/organization/audiogram-background"),
 };

@@ -888,6 +888,46 @@ async function billingPage(): Promise<void> {
   }
 }
 
+async function brandPage(): Promise<void> {
+  show(h("p", { class: "muted" }, "Loading…"));
+  const picture = await api.audiogramBackground();
+  const input = h("input", { type: "file", id: "background", accept: "image/png,image/jpeg" }) as HTMLInputElement;
+  input.addEventListener("change", async () => {
+    const file = input.files?.[0];
+    if (!file) return;
+    try {
+      await api.setAudiogramBackground(file);
+      await brandPage();
+    } catch (e) {
+      flash(e);
+    }
+  });
+  const remove = async () => {
+    try {
+      await api.removeAudiogramBackground();
+      await brandPage();
+    } catch (e) {
+      flash(e);
+    }
+  };
+  show(
+    h("h1", {}, "Brand"),
+    h("h2", {}, "Audiogram background"),
+    h("p", { class: "muted" }, "Shorts of audio-only podcasts are audiograms: this picture, blurred, behind the waveform and captions (in place of the file's cover art). PNG or JPEG, at most 8 MiB; 1080 × 1920 fills a vertical short."),
+    picture
+      ? h("figure", { class: "picture" },
+          h("img", { class: "preview", src: picture.url, alt: "The audiogram background" }),
+          h("figcaption", {}, `${picture.width} × ${picture.height} · ${picture.contentType} · ${(picture.sizeBytes / 1024).toFixed(0)} KiB`),
+        )
+      : h("p", { id: "no-background" }, "No picture set: audiograms show a file's cover art, or a plain colour."),
+    h("div", { class: "row" },
+      h("label", { for: "background" }, picture ? "Replace the picture " : "Choose a picture "),
+      input,
+      picture ? h("button", { onclick: remove }, "Remove") : null,
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- routing and sign-in
 
 async function route(): Promise<void> {
@@ -905,6 +945,7 @@ async function route(): Promise<void> {
     else if (path === "/connections") await connectionsPage();
     else if (path === "/publications") await publicationsPage();
     else if (path === "/billing") await billingPage();
+    else if (path === "/brand") await brandPage();
     else await videosPage();
   } catch (e) {
     show(errorBox(e));

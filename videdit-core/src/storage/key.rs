@@ -107,6 +107,22 @@ impl ObjectKey {
         Self(format!("{}shorts/{short}.recipe.json", KeyPrefix::video(org, video).0))
     }
 
+    /// A picture of an organisation (`name` is a kind such as
+    /// `audiogram-background`, `sha256` the picture's hex digest, `ext`
+    /// `png` or `jpg`): a replaced picture gets a new key.
+    ///
+    /// # Errors
+    /// [`InvalidKey`] when a part is not a plain name.
+    pub fn org_image(org: OrgId, name: &str, sha256: &str, ext: &str) -> Result<Self, InvalidKey> {
+        if [name, sha256, ext]
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(InvalidKey { key: format!("{name}-{sha256}.{ext}"), reason: "not a plain file name" });
+        }
+        Self::parse(format!("{}images/{name}-{sha256}.{ext}", KeyPrefix::org(org).0))
+    }
+
     /// Whether the key is under `prefix`.
     #[must_use]
     pub fn starts_with(&self, prefix: &KeyPrefix) -> bool {

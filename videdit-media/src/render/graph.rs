@@ -317,6 +317,10 @@ pub enum Background<'a> {
     Image(&'a Path),
 }
 
+/// The demuxers a picture given as a background is opened with: still
+/// images only.
+pub const PICTURE_DEMUXERS: &str = "image2,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe";
+
 /// The background colour of an audiogram without cover art.
 pub const AUDIOGRAM_BACKGROUND: &str = "0x14202e";
 
@@ -454,7 +458,7 @@ impl MainRun<'_> {
                 let image = [
                     "-t", "0.1",
                     "-protocol_whitelist", "file",
-                    "-format_whitelist", "image2,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe",
+                    "-format_whitelist", PICTURE_DEMUXERS,
                     "-i", &file_arg(path),
                 ];
                 args.extend(image.map(str::to_owned));

@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod idempotency;
 mod jobs;
+mod organization;
 mod publications;
 mod recipes;
 mod uploads;
@@ -46,6 +47,8 @@ pub enum ApiTags {
     Connections,
     /// Shorts published to connected accounts, now or on a schedule.
     Publications,
+    /// The organisation's own settings (admins change them).
+    Organization,
 }
 
 /// Declares the operation groups once: the `Api` type and its constructor.
@@ -72,6 +75,7 @@ operation_groups!(
     billing::BillingApi,
     connections::ConnectionsApi,
     publications::PublicationsApi,
+    organization::OrganizationApi,
 );
 
 /// A refusal raised by the security checker, rendered as `{code, message}`.

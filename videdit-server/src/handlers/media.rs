@@ -15,6 +15,7 @@
 //! dead; other errors are retried, and the video is marked failed when the
 //! last attempt fails.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +30,14 @@ use videdit_media::analyze::AudioFeatures;
 use videdit_media::pipeline;
 use videdit_media::probe::MediaLimits;
 use videdit_media::process::Ffmpeg;
-use videdit_media::render::{RenderOptions, RenderOutputs, render};
+use videdit_media::render::{RenderOptions, RenderOutputs, check_picture, render};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
 use videdit_queue::{JobContext, JobError, Outcome};
 use videdit_service::failures::{self, Failing};
 use videdit_service::jobs::VideoJob;
 use videdit_service::renders::Finished;
 use videdit_service::stages::Analyzed;
-use videdit_service::{Error, recipes, renders, stages};
+use videdit_service::{Error, images, recipes, renders, stages};
 
 /// How long a presigned source URL handed to ffmpeg stays valid.
 const SOURCE_URL_TTL: Duration = Duration::from_secs(6 * 3600);
@@ -348,13 +349,14 @@ pub async fn render_short(
     let stored_source = std::mem::replace(&mut recipe.source, source_input(storage.as_ref(), &video).await?);
     let work = tempfile::tempdir_in(ensure_dir(&deps.work_dir).await?).map_err(retryable)?;
     let outputs = RenderOutputs::in_dir(work.path(), "short");
+    let options = render_options(&ctx, storage.as_ref(), &deps, &video, work.path()).await?;
     let cancel = ctx.cancellation_token();
     let rendered = with_progress(&ctx, "render", async |tx: watch::Sender<f64>| {
         render(
             &deps.ffmpeg,
             &recipe,
             &outputs,
-            &deps.render,
+            &options,
             |f| {
                 let _ = tx.send(f);
             },
@@ -390,6 +392,27 @@ pub async fn render_short(
         Finished::Stale => Ok(Outcome::Snooze(Duration::ZERO)),
         Finished::Done(_) => commit_with_job(&ctx, tx).await,
     }
+}
+
+/// The worker's render options with the organisation's audiogram
+/// background, when it set one that decodes (one that does not is logged
+/// and left out: the audiogram falls back to the cover art or a colour).
+async fn render_options<'d>(
+    ctx: &JobContext,
+    storage: &dyn Storage,
+    deps: &'d MediaDeps,
+    video: &Video,
+    dir: &std::path::Path,
+) -> Result<Cow<'d, RenderOptions>, JobError> {
+    let kind = images::ImageKind::AudiogramBackground;
+    let Some(path) = images::download(ctx.pool(), storage, video.org_id, kind, dir).await? else {
+        return Ok(Cow::Borrowed(&deps.render));
+    };
+    if let Err(e) = check_picture(&deps.ffmpeg, &path).await {
+        tracing::warn!(org = %video.org_id, error = %e, "the audiogram background does not decode; rendering without it");
+        return Ok(Cow::Borrowed(&deps.render));
+    }
+    Ok(Cow::Owned(RenderOptions { audiogram_background: Some(path), ..deps.render.clone() }))
 }
 
 async fn fail_short(ctx: &JobContext, video: &Video, short: ShortId, e: Error) -> JobError {

@@ -8,6 +8,7 @@ mod idempotency;
 mod jobs;
 mod openapi;
 mod ops;
+mod pictures;
 mod pipeline;
 mod publications;
 mod publishing;

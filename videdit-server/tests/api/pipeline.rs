@@ -48,12 +48,13 @@ fn start_worker(pool: &PgPool, app: &TestApp) -> tokio::task::JoinHandle<()> {
 /// Uploads `data` through the API (one presigned PUT, or presigned parts
 /// when the plan is multipart) and completes the upload.
 async fn upload(app: &TestApp, t: &str, name: &str, data: Vec<u8>) -> String {
+    let content_type = if name.ends_with(".mp3") { "audio/mpeg" } else { "video/mp4" };
     let (status, plan) = app
         .call(
             "POST",
             "/uploads",
             Some(t),
-            Some(json!({"fileName": name, "contentType": "video/mp4", "size": data.len()})),
+            Some(json!({"fileName": name, "contentType": content_type, "size": data.len()})),
         )
         .await;
     assert_eq!(status, 201, "{plan}");
@@ -451,6 +452,43 @@ async fn a_talk_becomes_two_shorts_published_to_youtube_on_schedule(pool: PgPool
     assert!(sessions.iter().all(|s| s.accepted_bytes == s.total), "every byte stored once");
     assert_eq!(sessions.len(), 2, "the dropped upload resumed its session");
     assert!(sessions.iter().any(|s| s.received_bytes > s.accepted_bytes), "one upload was cut mid-chunk");
+}
+
+/// A podcast with no pictures becomes audiograms drawn over the picture
+/// its organisation set, through the API, on S3.
+#[sqlx::test(migrations = false)]
+async fn a_podcast_becomes_audiograms_over_the_organisations_picture(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options { storage: StorageKind::S3, ..Options::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = token("user_pod", Some(("org_pod", "org:admin")));
+    let red = crate::pictures::picture(dir.path(), "red.png", "color=c=0xd02020:s=540x960").await;
+    assert_eq!(crate::pictures::put(&app, &t, "image/png", red).await.0, 200);
+    let talk =
+        make_talk(&Ffmpeg::default(), &TalkSpec::new(vec![SLEEP.into()]), &dir.path().join("talk.mp4")).await.unwrap();
+    let mp3 = dir.path().join("podcast.mp3");
+    make_clip(&["-i", &file_arg(&talk.path), "-vn", "-c:a", "libmp3lame", "-b:a", "96k"], &mp3).await;
+    let video = upload(&app, &t, "podcast.mp3", std::fs::read(&mp3).unwrap()).await;
+    let _worker = start_worker(&pool, &app);
+
+    let v = settle(&app, &t, &video, Duration::from_secs(600)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let (_, shorts) = app.call("GET", &format!("/videos/{video}/shorts"), Some(&t), None).await;
+    let items = shorts["items"].as_array().unwrap_or_else(|| shorts.as_array().unwrap());
+    let best = &items[0];
+    let bytes = app.client.get(best["videoUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let mp4 = dir.path().join("short.mp4");
+    std::fs::write(&mp4, &bytes).unwrap();
+    let probe = ffprobe(&mp4).await;
+    let picture = probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap().clone();
+    assert_eq!((picture["width"].as_u64(), picture["height"].as_u64()), (Some(1080), Some(1920)), "{picture}");
+    // The top corner of a frame shows the organisation's red, blurred and darkened.
+    let raw = dir.path().join("frame.rgb");
+    make_clip(&["-ss", "1", "-i", &file_arg(&mp4), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24"], &raw)
+        .await;
+    let rgb = std::fs::read(&raw).unwrap();
+    let o = (20 * 1080 + 20) * 3;
+    let [r, g, b] = [rgb[o], rgb[o + 1], rgb[o + 2]];
+    assert!(r > g + 40 && r > b + 40, "the organisation's picture is behind the waveform: {r},{g},{b}");
 }
 
 #[sqlx::test(migrations = false)]

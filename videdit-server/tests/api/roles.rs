@@ -10,7 +10,7 @@ use crate::support::{Options, TestApp, assert_error, spawn_app, token};
 
 /// Every operation of the API. The spec test checks this list against the
 /// generated spec, so a new operation cannot skip the matrix.
-pub const OPERATIONS: [&str; 39] = [
+pub const OPERATIONS: [&str; 42] = [
     "createUpload",
     "completeUpload",
     "abortUpload",
@@ -50,6 +50,9 @@ pub const OPERATIONS: [&str; 39] = [
     "getPublication",
     "cancelPublication",
     "reschedulePublication",
+    "getAudiogramBackground",
+    "setAudiogramBackground",
+    "deleteAudiogramBackground",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -119,6 +122,8 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
     )
     .await
     .unwrap();
+    let (status, set) = crate::pictures::put(app, admin, "image/png", crate::pictures::small_png().await).await;
+    assert_eq!(status, 200, "{set}");
     Fixture {
         publication: publication.id.to_string(),
         connection: connection.to_string(),
@@ -130,6 +135,8 @@ async fn fixture(app: &TestApp, pool: &PgPool, admin: &str) -> Fixture {
         delivery: sent["deliveryId"].as_str().unwrap().to_owned(),
     }
 }
+
+const BACKGROUND: &str = "/organization/audiogram-background";
 
 /// The request for an operation on the fixture.
 fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
@@ -180,6 +187,10 @@ fn request(op: &str, f: &Fixture) -> (&'static str, String, Option<Value>) {
         "reschedulePublication" => ("POST", format!("/publications/{}/reschedule", f.publication), Some(json!({}))),
         "createCheckoutSession" => ("POST", "/billing/checkout".into(), Some(json!({"plan": "pro"}))),
         "createPortalSession" => ("POST", "/billing/portal".into(), None),
+        "getAudiogramBackground" => ("GET", BACKGROUND.into(), None),
+        // The body is a picture (sent by the matrix loop, not as JSON).
+        "setAudiogramBackground" => ("PUT", BACKGROUND.into(), None),
+        "deleteAudiogramBackground" => ("DELETE", BACKGROUND.into(), None),
         other => panic!("no request for {other}"),
     }
 }
@@ -195,6 +206,8 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
             | "authorizeConnection"
             | "connectionCallback"
             | "deleteConnection"
+            | "setAudiogramBackground"
+            | "deleteAudiogramBackground"
     ) || op.contains("Webhook");
     // No authorisation was started: the state is unknown.
     if op == "connectionCallback" && caller != Caller::Member {
@@ -207,6 +220,7 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
     }
     let ok = match op {
         "createUpload" | "createJob" | "createWebhook" | "createPublication" => 201,
+        "deleteAudiogramBackground" => 204,
         _ => 200,
     };
     match caller {
@@ -224,7 +238,9 @@ fn expected(op: &str, caller: Caller) -> Result<u16, (u16, &'static str)> {
             | "getBilling"
             | "listConnections"
             | "listPublications"
-            | "authorizeConnection" => Ok(ok),
+            | "authorizeConnection"
+            | "setAudiogramBackground" => Ok(ok),
+            "getAudiogramBackground" | "deleteAudiogramBackground" => Err((404, "image_not_found")),
             "getPublication" | "cancelPublication" | "reschedulePublication" => Err((404, "publication_not_found")),
             "getConnection" | "deleteConnection" => Err((404, "connection_not_found")),
             "completeUpload" | "abortUpload" => Err((404, "upload_not_found")),
@@ -248,7 +264,11 @@ async fn every_operation_follows_the_role_matrix(pool: PgPool) {
             // Fresh data each time: some operations delete or finish what they act on.
             let f = fixture(&app, &pool, &admin).await;
             let (method, path, body) = request(op, &f);
-            let got = app.call(method, &path, Some(t), body).await;
+            let got = if op == "setAudiogramBackground" {
+                crate::pictures::put(&app, t, "image/png", crate::pictures::small_png().await).await
+            } else {
+                app.call(method, &path, Some(t), body).await
+            };
             match expected(op, caller) {
                 Ok(status) => assert_eq!(got.0, status, "{op} as {caller:?}: {}", got.1),
                 Err((status, code)) => {
@@ -262,6 +282,13 @@ async fn every_operation_follows_the_role_matrix(pool: PgPool) {
             if caller == Caller::Outsider && matches!(op, "listEvents" | "listWebhooks" | "listPublications") {
                 assert!(!got.1.to_string().contains(&f.video), "{op}: the outsider sees the team's data: {}", got.1);
                 assert!(!got.1.to_string().contains(&f.webhook), "{op}: the outsider sees the team's data: {}", got.1);
+            }
+            if caller == Caller::Outsider && op.ends_with("AudiogramBackground") {
+                // The outsider's picture is its own: the team's is still there.
+                assert_eq!(app.call("GET", BACKGROUND, Some(&admin), None).await.0, 200, "{op}");
+                if op == "setAudiogramBackground" {
+                    assert_eq!(app.call("DELETE", BACKGROUND, Some(t), None).await.0, 204);
+                }
             }
             if caller == Caller::Outsider && op == "listVideos" {
                 let ids: Vec<&str> =
