@@ -148,6 +148,13 @@ fn main() {
             },
         },
         Variant {
+            name: "whisper.cpp q8_0, 2 states × 1 thread".into(),
+            kind: Kind::Whisper {
+                t: load(WeightType::Q8_0, false),
+                opts: TranscribeOptions { parallel: Some(2), ..base.clone() },
+            },
+        },
+        Variant {
             name: "whisper.cpp q8_0, flash attention (no DTW)".into(),
             kind: Kind::Whisper { t: load(WeightType::Q8_0, true), opts: base.clone() },
         },

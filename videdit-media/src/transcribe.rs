@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 use videdit_core::transcript::{Segment, Transcript, Word};
 use whisper_rs::{
     DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
-    WhisperState,
 };
 
 use crate::audio::{self, AudioRange};
@@ -96,6 +95,10 @@ pub struct TranscribeOptions {
     /// wrong (repetitive or improbable), as Whisper does by default
     /// (`Some(false)` turns it off: faster, but loops on hard audio).
     pub temperature_fallback: Option<bool>,
+    /// Whisper states run side by side over one loaded model, each on its
+    /// share of `threads`, each over its own chunk of the audio (cut at a
+    /// quiet moment): default 1, at most one per thread.
+    pub parallel: Option<usize>,
 }
 
 fn dtw_preset(name: &str) -> Option<DtwModelPreset> {
@@ -228,30 +231,11 @@ impl Transcriber {
         cancel: &CancellationToken,
     ) -> Result<Transcript> {
         let started = Instant::now();
-        let chunk = chunk_samples(opts);
-        // How far before a chunk's end to look for a quiet place to cut.
-        let search = (chunk / 10).clamp(RATE, 20 * RATE);
-        let mut reader = audio::open(ffmpeg, input, opts.range, media_seconds, cancel.child_token())?;
+        let reader = audio::open(ffmpeg, input, opts.range, media_seconds, cancel.child_token())?;
         let offset = opts.range.start.unwrap_or(0.0).max(0.0);
         let total = (media_seconds.max(0.0) * RATE as f64).max(1.0);
-        let mut done = ChunksDone::default();
-        let mut buffer: Vec<f32> = Vec::new();
-        let mut eof = false;
-        while !eof || !buffer.is_empty() {
-            while !eof && buffer.len() < chunk {
-                match reader.next_chunk(chunk - buffer.len()).await? {
-                    Some(samples) => buffer.extend_from_slice(&samples),
-                    None => eof = true,
-                }
-            }
-            if buffer.is_empty() {
-                break;
-            }
-            let cut = if eof && buffer.len() <= chunk { buffer.len() } else { quietest_cut(&buffer, chunk, search) };
-            let rest = buffer.split_off(cut);
-            let piece = std::mem::replace(&mut buffer, rest);
-            self.transcribe_chunk(&mut done, piece, offset, total, opts, on_progress, cancel).await?;
-        }
+        let mut pieces = Pieces::new(Some(reader), Vec::new(), chunk_samples(opts, total, self.states(opts)));
+        let done = self.transcribe_pieces(&mut pieces, offset, total, opts, on_progress, cancel).await?;
         let duration = done.consumed as f64 / RATE as f64;
         let transcript = self.finish(done.segments, done.language, offset, duration);
         on_progress(1.0);
@@ -277,48 +261,78 @@ impl Transcriber {
         on_progress: &(dyn Fn(f32) + Send + Sync),
         cancel: &CancellationToken,
     ) -> Result<Transcript> {
-        let chunk = chunk_samples(opts);
-        let search = (chunk / 10).clamp(RATE, 20 * RATE);
         let total = samples.len().max(1) as f64;
-        let mut rest = samples;
-        let mut done = ChunksDone::default();
-        while !rest.is_empty() {
-            let cut = if rest.len() <= chunk { rest.len() } else { quietest_cut(&rest, chunk, search) };
-            let tail = rest.split_off(cut);
-            let piece = std::mem::replace(&mut rest, tail);
-            self.transcribe_chunk(&mut done, piece, 0.0, total, opts, on_progress, cancel).await?;
-        }
+        let mut pieces = Pieces::new(None, samples, chunk_samples(opts, total, self.states(opts)));
+        let done = self.transcribe_pieces(&mut pieces, 0.0, total, opts, on_progress, cancel).await?;
         let duration = done.consumed as f64 / RATE as f64;
         on_progress(1.0);
         Ok(self.finish(done.segments, done.language, 0.0, duration))
     }
 
-    /// Transcribes `piece`, the audio after what `done` holds (`offset`
-    /// seconds into the source at its start), and adds it to `done`;
-    /// progress is reported as a share of `total` samples.
-    #[allow(clippy::too_many_arguments)]
-    async fn transcribe_chunk(
+    /// Whisper states to run at once: [`TranscribeOptions::parallel`],
+    /// at most one per thread.
+    fn states(&self, opts: &TranscribeOptions) -> usize {
+        opts.parallel.unwrap_or(DEFAULT_STATES).clamp(1, threads_of(opts))
+    }
+
+    /// Transcribes the pieces in order, `offset` seconds into the source at
+    /// the first, up to [`Transcriber::states`] at once (each with its
+    /// share of the threads); progress is the share of `total` samples
+    /// done, over every piece in flight.
+    async fn transcribe_pieces(
         &self,
-        done: &mut ChunksDone,
-        piece: Vec<f32>,
+        pieces: &mut Pieces,
         offset: f64,
         total: f64,
         opts: &TranscribeOptions,
         on_progress: &(dyn Fn(f32) + Send + Sync),
         cancel: &CancellationToken,
-    ) -> Result<()> {
-        let cut = piece.len();
-        let start = offset + done.consumed as f64 / RATE as f64;
-        let (done_before, piece_len) = (done.consumed as f64, piece.len() as f64);
-        let progress = move |p: f32| ((done_before + piece_len * f64::from(p)) / total).clamp(0.0, 1.0) as f32;
-        let out = self
-            .run_chunk(done.state.take(), piece, start, opts, done.language.clone(), &progress, on_progress, cancel)
-            .await?;
-        done.state = Some(out.state);
-        done.language = done.language.take().or(Some(out.language));
-        done.segments.extend(out.segments);
-        done.consumed += cut;
-        Ok(())
+    ) -> Result<ChunksDone> {
+        let states = self.states(opts);
+        let per_state = TranscribeOptions { threads: Some((threads_of(opts) / states).max(1)), ..opts.clone() };
+        let per_state = &per_state;
+        // A multilingual model told no language finds it in the first piece,
+        // which then runs alone.
+        let must_detect = self.inner.multilingual && opts.language.is_none();
+        let shares = std::sync::Mutex::new(Shares::default());
+        let shares = &shares;
+        let mut done = ChunksDone::default();
+        let mut handed_out = 0usize;
+        let mut index = 0usize;
+        let mut inflight = futures_util::stream::FuturesOrdered::new();
+        loop {
+            let at_once = if must_detect && done.language.is_none() { 1 } else { states };
+            while inflight.len() < at_once {
+                if cancel.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let Some(piece) = pieces.next().await? else { break };
+                let (i, len) = (index, piece.len());
+                let start = offset + handed_out as f64 / RATE as f64;
+                handed_out += len;
+                index += 1;
+                // Started now, so that it runs while the next piece is read.
+                let running = self.start_chunk(piece, start, per_state, done.language.clone(), cancel)?;
+                inflight.push_back(async move {
+                    let report = |p: f32| {
+                        let mut s = shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        s.partial.insert(i, len as f64 * f64::from(p));
+                        on_progress(s.fraction(total));
+                    };
+                    let out = running.finish(&report, cancel).await;
+                    let mut s = shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    s.partial.remove(&i);
+                    s.finished += len as f64;
+                    (len, out)
+                });
+            }
+            let Some((len, out)) = futures_util::StreamExt::next(&mut inflight).await else { break };
+            let out = out?;
+            done.language = done.language.take().or(Some(out.language));
+            done.segments.extend(out.segments);
+            done.consumed += len;
+        }
+        Ok(done)
     }
 
     fn finish(&self, segments: Vec<Segment>, language: Option<String>, offset: f64, duration: f64) -> Transcript {
@@ -330,34 +344,63 @@ impl Transcriber {
         t
     }
 
-    /// Runs whisper.cpp over one chunk on a blocking thread, forwarding its
-    /// progress and honouring cancellation.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_chunk(
+    /// Starts whisper.cpp over one chunk on a blocking thread.
+    fn start_chunk(
         &self,
-        state: Option<WhisperState>,
         samples: Vec<f32>,
         start: f64,
         opts: &TranscribeOptions,
         language: Option<String>,
-        scale: &(dyn Fn(f32) -> f32 + Send + Sync),
-        on_progress: &(dyn Fn(f32) + Send + Sync),
         cancel: &CancellationToken,
-    ) -> Result<ChunkOut> {
+    ) -> Result<Running> {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
         let inner = self.inner.clone();
         let opts = opts.clone();
         let abort = cancel.clone();
-        let mut task = tokio::task::spawn_blocking(move || {
-            run_whisper(&inner, state, &samples, start, &opts, language.as_deref(), tx, abort)
+        let task = tokio::task::spawn_blocking(move || {
+            run_whisper(&inner, &samples, start, &opts, language.as_deref(), tx, abort)
         });
+        Ok(Running { task, rx })
+    }
+}
+
+/// Whisper states run at once by default.
+const DEFAULT_STATES: usize = 1;
+
+fn threads_of(opts: &TranscribeOptions) -> usize {
+    opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)).clamp(1, 64)
+}
+
+/// Progress over the pieces: samples of finished pieces, and how far each
+/// piece in flight is.
+#[derive(Default)]
+struct Shares {
+    finished: f64,
+    partial: std::collections::HashMap<usize, f64>,
+}
+
+impl Shares {
+    fn fraction(&self, total: f64) -> f32 {
+        ((self.finished + self.partial.values().sum::<f64>()) / total).clamp(0.0, 1.0) as f32
+    }
+}
+
+/// One chunk running in whisper.cpp.
+struct Running {
+    task: tokio::task::JoinHandle<Result<ChunkOut>>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<i32>,
+}
+
+impl Running {
+    /// Waits for the chunk, forwarding its progress (0..=1 of the chunk).
+    async fn finish(mut self, report: &(dyn Fn(f32) + Send + Sync), cancel: &CancellationToken) -> Result<ChunkOut> {
         let result = loop {
             tokio::select! {
-                r = &mut task => break r,
-                Some(p) = rx.recv() => on_progress(scale(p as f32 / 100.0)),
+                r = &mut self.task => break r,
+                Some(p) = self.rx.recv() => report(p as f32 / 100.0),
             }
         };
         let out = result.map_err(|e| Error::Transcription(format!("the transcription thread failed: {e}")))?;
@@ -368,9 +411,60 @@ impl Transcriber {
     }
 }
 
-fn chunk_samples(opts: &TranscribeOptions) -> usize {
+/// The audio cut into chunks of at most `chunk` samples, each ending at
+/// the quietest moment near its end: read from ffmpeg as needed, or from
+/// memory.
+struct Pieces {
+    reader: Option<audio::AudioReader>,
+    buffer: Vec<f32>,
+    eof: bool,
+    chunk: usize,
+    /// How far before a chunk's end to look for a quiet place to cut.
+    search: usize,
+}
+
+impl Pieces {
+    fn new(reader: Option<audio::AudioReader>, buffer: Vec<f32>, chunk: usize) -> Self {
+        let eof = reader.is_none();
+        Self { reader, buffer, eof, chunk, search: (chunk / 10).clamp(RATE, 20 * RATE) }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<f32>>> {
+        while !self.eof && self.buffer.len() < self.chunk {
+            let next = match self.reader.as_mut() {
+                Some(r) => r.next_chunk(self.chunk - self.buffer.len()).await?,
+                None => None,
+            };
+            match next {
+                Some(samples) => self.buffer.extend_from_slice(&samples),
+                None => self.eof = true,
+            }
+        }
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.eof && self.buffer.len() <= self.chunk {
+            self.buffer.len()
+        } else {
+            quietest_cut(&self.buffer, self.chunk, self.search)
+        };
+        let rest = self.buffer.split_off(cut);
+        Ok(Some(std::mem::replace(&mut self.buffer, rest)))
+    }
+}
+
+/// Samples per chunk: `chunk_seconds` (default 300), or with several
+/// states at once and less audio than that per state, the audio's share of
+/// one state (a little over, so the quiet cut lands near the middle), at
+/// least 20 s.
+fn chunk_samples(opts: &TranscribeOptions, total_samples: f64, states: usize) -> usize {
     let seconds = opts.chunk_seconds.filter(|s| s.is_finite() && *s >= 30.0).unwrap_or(300.0);
-    (seconds * RATE as f64) as usize
+    let chunk = seconds * RATE as f64;
+    if states <= 1 {
+        return chunk as usize;
+    }
+    let share = total_samples / states as f64 + 2.0 * RATE as f64;
+    share.clamp(20.0 * RATE as f64, chunk) as usize
 }
 
 /// Where to end a chunk of at most `chunk` samples: the quietest 100 ms in
@@ -396,8 +490,6 @@ pub fn quietest_cut(samples: &[f32], chunk: usize, search: usize) -> usize {
 /// What the chunks transcribed so far add up to.
 #[derive(Default)]
 struct ChunksDone {
-    /// The decoder state the last chunk left.
-    state: Option<WhisperState>,
     /// The language the first chunk was found to be in.
     language: Option<String>,
     segments: Vec<Segment>,
@@ -406,7 +498,6 @@ struct ChunksDone {
 }
 
 struct ChunkOut {
-    state: WhisperState,
     segments: Vec<Segment>,
     language: String,
 }
@@ -424,7 +515,6 @@ struct Tok {
 #[allow(clippy::too_many_arguments)]
 fn run_whisper(
     inner: &Inner,
-    state: Option<WhisperState>,
     samples: &[f32],
     start: f64,
     opts: &TranscribeOptions,
@@ -435,13 +525,10 @@ fn run_whisper(
     let fail = |what: &str, e: whisper_rs::WhisperError| Error::Transcription(format!("{what}: {e}"));
     // A fresh state per chunk: whisper.cpp fails to decode when a state is
     // reused for a second `whisper_full` with DTW timestamps (and a
-    // shortened audio context needs buffers of its own anyway).
-    drop(state);
+    // shortened audio context needs buffers of its own anyway); states over
+    // one model run side by side.
     let mut state = inner.ctx.create_state().map_err(|e| fail("creating the decoder state", e))?;
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
-        .clamp(1, 64);
+    let threads = threads_of(opts);
     let language = if inner.multilingual {
         opts.language.as_deref().or(language).map(str::to_owned)
     } else {
@@ -551,7 +638,7 @@ fn run_whisper(
         let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
         out.push(Segment { start: words[0].start, end: words[words.len() - 1].end, text, words });
     }
-    Ok(ChunkOut { state, segments: out, language })
+    Ok(ChunkOut { segments: out, language })
 }
 
 fn is_punctuation_only(text: &str) -> bool {

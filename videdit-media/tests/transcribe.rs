@@ -137,6 +137,42 @@ async fn chunked_long_audio_keeps_times_in_order() {
     assert_eq!(t.model, "tiny.en-q8_0");
 }
 
+/// Two whisper states side by side (one thread each), each over its own
+/// half of a talk cut at a quiet moment: the same words as one state over
+/// the whole, in order, in source time, with progress that only goes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_states_side_by_side_hear_what_one_hears() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, text) = paragraphs_wav(dir.path(), "parallel", PARAGRAPHS).await;
+    let duration = media_seconds(&wav).await;
+    let t = transcriber(WeightType::Q8_0);
+    let run = async |parallel: usize| {
+        let progress = Arc::new(Mutex::new(Vec::<f32>::new()));
+        let p = progress.clone();
+        let on_progress = move |f: f32| p.lock().unwrap().push(f);
+        let o = TranscribeOptions { parallel: Some(parallel), ..opts() };
+        let tr = t
+            .transcribe(&Ffmpeg::default(), wav.to_str().unwrap(), duration, &o, &on_progress, &CancellationToken::new())
+            .await
+            .unwrap();
+        let progress = progress.lock().unwrap().clone();
+        (tr, progress)
+    };
+    let (one, _) = run(1).await;
+    let (two, progress) = run(2).await;
+    assert_well_timed(&two, duration);
+    let (wer_one, wer_two) = (testing::wer(&text, &one.text()), testing::wer(&text, &two.text()));
+    eprintln!("WER one state {:.1}%, two {:.1}% over {duration:.1} s", wer_one * 100.0, wer_two * 100.0);
+    assert!(wer_two <= wer_one + 0.03, "two states {wer_two:.3} vs one {wer_one:.3}: {}", two.text());
+    assert!(testing::wer(&one.text(), &two.text()) <= 0.05, "{}\n{}", one.text(), two.text());
+    // Words from both halves: the second half's start in source time.
+    let words: Vec<_> = two.words().collect();
+    assert!(words.iter().any(|w| w.start > duration * 0.6), "{words:?}");
+    assert!(progress.windows(2).all(|w| w[0] <= w[1] + 1e-6), "{progress:?}");
+    assert!(progress.iter().any(|p| (0.05..0.95).contains(p)), "progress while running: {progress:?}");
+    assert_eq!(progress.last(), Some(&1.0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_of_the_input_is_transcribed_in_source_time() {
     let dir = tempfile::tempdir().unwrap();
