@@ -8,6 +8,7 @@
 //! python3 -m venv ~/.cache/videdit/fw-venv && ~/.cache/videdit/fw-venv/bin/pip install faster-whisper==1.2.1
 //! cargo bench -p videdit-benches --bench transcribe            # 60 s and 5 min clips, 3 rounds
 //! VIDEDIT_BENCH_ROUNDS=5 VIDEDIT_BENCH_CLIPS=60 cargo bench -p videdit-benches --bench transcribe
+//! VIDEDIT_BENCH_VARIANTS='=whisper.cpp q8_0,2 states,word timestamps' cargo bench -p videdit-benches --bench transcribe
 //! ```
 //! The report goes to stdout and to `/tmp/transcribe-bench.md`.
 
@@ -165,7 +166,8 @@ fn main() {
             .push(Variant { name: "faster-whisper int8, word timestamps".into(), kind: Kind::Faster { words: true } });
     }
     if let Some(only) = &only {
-        variants.retain(|v| only.iter().any(|o| v.name.contains(o.as_str())));
+        // `=name` keeps exactly that variant, anything else every variant whose name contains it.
+        variants.retain(|v| only.iter().any(|o| o.strip_prefix('=').map_or(v.name.contains(o.as_str()), |x| v.name == x)));
     }
 
     let ffmpeg = Ffmpeg::default();

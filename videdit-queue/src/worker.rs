@@ -350,24 +350,8 @@ impl Worker {
                 let stop = hard_stop.child_token();
                 let wake = wake.clone();
                 let endings = flusher.as_ref().map(Flusher::sender);
-                // Unbatched, a slot whose job ended claims its next job
-                // itself, so the slots' claims run side by side instead of
-                // one after another through this loop.
-                let chain = (flusher.is_none()).then(|| (kinds.clone(), shutdown.clone()));
                 tasks.spawn(async move {
-                    let mut claimed = claimed;
-                    loop {
-                        me.run_job(claimed, stop.clone(), endings.clone()).await;
-                        let Some((kinds, shutdown)) = &chain else { break };
-                        if shutdown.is_cancelled() {
-                            break;
-                        }
-                        // Nothing due, or a failure: the loop's claims (with their backoff) take over.
-                        match me.claim(kinds, 1, claim_lease).await.map(|mut jobs| jobs.pop()) {
-                            Ok(Some(job)) => claimed = Claimed { job, at: Instant::now(), lease: claim_lease },
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
+                    me.run_job(claimed, stop, endings).await;
                     drop(permit);
                     wake.notify_one(); // a slot is free: look for more work
                 });
