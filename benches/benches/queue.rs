@@ -15,6 +15,8 @@
 //! completion is recorded; latency from before the (autocommitted) enqueue
 //! call to the handler's start, with an idle worker. `FAIRNESS=1` adds the
 //! cost of per-group fair sharing at the highest concurrency.
+//! `QUEUE_BENCH_SQL` runs after the migrations, to measure a schema lever
+//! (for example `DROP INDEX videdit_queue.job_history_metadata`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -216,6 +218,11 @@ async fn main() {
     let url = format!("{prefix}/{db}");
     let pool = PgPoolOptions::new().max_connections(24).connect(&url).await.unwrap();
     videdit_queue::migrate(&pool).await.unwrap();
+    // An experiment: SQL run after the migrations (an index dropped, a setting changed).
+    if let Ok(sql) = std::env::var("QUEUE_BENCH_SQL") {
+        sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
+        println!("after the migrations: {sql}");
+    }
     let graphile_dir = std::env::var_os("GRAPHILE_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/videdit/graphile-worker-0.17.3")
     });

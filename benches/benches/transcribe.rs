@@ -167,7 +167,8 @@ fn main() {
     }
     if let Some(only) = &only {
         // `=name` keeps exactly that variant, anything else every variant whose name contains it.
-        variants.retain(|v| only.iter().any(|o| o.strip_prefix('=').map_or(v.name.contains(o.as_str()), |x| v.name == x)));
+        variants
+            .retain(|v| only.iter().any(|o| o.strip_prefix('=').map_or(v.name.contains(o.as_str()), |x| v.name == x)));
     }
 
     let ffmpeg = Ffmpeg::default();

@@ -152,7 +152,14 @@ async fn two_states_side_by_side_hear_what_one_hears() {
         let on_progress = move |f: f32| p.lock().unwrap().push(f);
         let o = TranscribeOptions { parallel: Some(parallel), ..opts() };
         let tr = t
-            .transcribe(&Ffmpeg::default(), wav.to_str().unwrap(), duration, &o, &on_progress, &CancellationToken::new())
+            .transcribe(
+                &Ffmpeg::default(),
+                wav.to_str().unwrap(),
+                duration,
+                &o,
+                &on_progress,
+                &CancellationToken::new(),
+            )
             .await
             .unwrap();
         let progress = progress.lock().unwrap().clone();
