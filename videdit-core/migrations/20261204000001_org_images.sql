@@ -1,8 +1,8 @@
 -- Pictures an organisation gives once for all its renders: for now the
 -- background of its audiograms (the shorts of audio-only sources). One
--- row per organisation and kind; the object's key holds the picture's
--- hash, so a replaced picture is a new object and a render that read the
--- old row still finds what it read until the old object is deleted.
+-- row per organisation and kind; every upload is a new object (its key
+-- holds the picture's hash and a unique suffix), and the object a replaced
+-- row named is deleted after the switch commits.
 
 CREATE TABLE videdit.org_images (
     org_id       uuid NOT NULL REFERENCES videdit.organizations (id) ON DELETE CASCADE,

@@ -259,7 +259,9 @@ fn validate(recipe: &ClipRecipe, options: &RenderOptions) -> Result<(), RenderEr
 /// failing every audiogram.
 ///
 /// # Errors
-/// [`RenderError::Media`] when ffmpeg cannot decode a frame of it.
+/// [`RenderError::Media`] with [`Error::InvalidMedia`] when ffmpeg cannot
+/// decode a frame of it (or hits a resource limit doing so); other media
+/// errors (a timeout, ffmpeg missing) as they are.
 pub async fn check_picture(ffmpeg: &Ffmpeg, path: &Path) -> Result<(), RenderError> {
     let out = path.with_extension("check.raw");
     #[rustfmt::skip]
@@ -275,7 +277,12 @@ pub async fn check_picture(ffmpeg: &Ffmpeg, path: &Path) -> Result<(), RenderErr
         .await;
     let written = tokio::fs::metadata(&out).await.map(|m| m.len()).unwrap_or(0);
     let _ = tokio::fs::remove_file(&out).await;
-    ran?;
+    match ran {
+        Err(e @ (Error::Failed { .. } | Error::ResourceLimit { .. })) => {
+            return Err(Error::InvalidMedia(format!("the picture {} does not decode: {e}", path.display())).into());
+        }
+        other => other?,
+    }
     if written == 64 {
         Ok(())
     } else {

@@ -290,7 +290,10 @@ impl Transcriber {
     ) -> Result<ChunksDone> {
         let states = self.states(opts);
         let per_state = TranscribeOptions { threads: Some((threads_of(opts) / states).max(1)), ..opts.clone() };
-        let per_state = &per_state;
+        // Pieces still running when this returns early (a failed piece, a
+        // read error) are stopped, not left to run on.
+        let cancel = &cancel.child_token();
+        let _stop_the_rest = cancel.clone().drop_guard();
         // A multilingual model told no language finds it in the first piece,
         // which then runs alone.
         let must_detect = self.inner.multilingual && opts.language.is_none();
@@ -301,7 +304,9 @@ impl Transcriber {
         let mut index = 0usize;
         let mut inflight = futures_util::stream::FuturesOrdered::new();
         loop {
-            let at_once = if must_detect && done.language.is_none() { 1 } else { states };
+            let detecting = must_detect && done.language.is_none();
+            // The piece that finds the language runs alone, on every thread.
+            let (at_once, piece_opts) = if detecting { (1, opts) } else { (states, &per_state) };
             while inflight.len() < at_once {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
@@ -312,7 +317,7 @@ impl Transcriber {
                 handed_out += len;
                 index += 1;
                 // Started now, so that it runs while the next piece is read.
-                let running = self.start_chunk(piece, start, per_state, done.language.clone(), cancel)?;
+                let running = self.start_chunk(piece, start, piece_opts, done.language.clone(), cancel)?;
                 inflight.push_back(async move {
                     let report = |p: f32| {
                         let mut s = shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -18,10 +18,14 @@ pub const MAX_API_BODY: usize = 1024 * 1024;
 /// The one body that is not JSON: an organisation's picture.
 const PICTURE_PATH: &str = "/organization/audiogram-background";
 
-/// The body limit of a request: [`MAX_API_BODY`], or for a picture
-/// [`videdit_service::images::MAX_IMAGE_BYTES`].
+/// The body limit of a request: [`MAX_API_BODY`], or for a picture sent
+/// with a bearer token [`videdit_service::images::MAX_IMAGE_BYTES`] (a
+/// request without one is refused with 401 whatever its body, so it is not
+/// worth reading more of).
 fn body_limit(req: &Request) -> usize {
-    let picture = req.method() == poem::http::Method::PUT && req.original_uri().path().ends_with(PICTURE_PATH);
+    let picture = req.method() == poem::http::Method::PUT
+        && req.original_uri().path().ends_with(PICTURE_PATH)
+        && req.header("authorization").is_some_and(|v| v.len() > "Bearer ".len());
     if picture { videdit_service::images::MAX_IMAGE_BYTES } else { MAX_API_BODY }
 }
 

@@ -8,9 +8,12 @@
 //! file protocol and the still-image demuxers, and a worker that cannot
 //! decode it renders without it (see the `render` job).
 //!
-//! The object's key holds the picture's hash: replacing a picture writes a
-//! new object, switches the row in a transaction, then deletes the old
-//! object, so a render never reads half of one picture and half of another.
+//! Every upload is a new object (its key holds the picture's hash and a
+//! unique suffix): replacing a picture writes the new object, switches the
+//! row in a transaction that holds the organisation's row lock (so two
+//! changes of one organisation's picture never interleave), then deletes
+//! the object the old row named. A render never reads half of one picture
+//! and half of another, and no row ever names an object that was deleted.
 
 use std::path::{Path, PathBuf};
 
@@ -242,8 +245,8 @@ fn stored_key(image: &OrgImage) -> Result<ObjectKey> {
 }
 
 /// Sets (or replaces) the organisation's picture of this kind: checks it
-/// ([`inspect`]), stores it under a key of its hash, switches the row and
-/// deletes the picture it replaces.
+/// ([`inspect`]), stores it as a new object, switches the row and deletes
+/// the object it replaces.
 ///
 /// # Errors
 /// As [`inspect`]; storage and database failures (the new object is
@@ -258,12 +261,14 @@ pub async fn put(
 ) -> Result<OrgImage> {
     let seen = inspect(&bytes, content_type)?;
     let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-    let key = ObjectKey::org_image(org, kind.key_name(), &sha256, seen.format.extension())
+    let unique = format!("{}-{}", &sha256[..16], uuid::Uuid::now_v7().simple());
+    let key = ObjectKey::org_image(org, kind.key_name(), &unique, seen.format.extension())
         .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     storage.put_stream(&key, bytes_stream(bytes), seen.format.content_type()).await?;
     let switched = async {
         let mut tx = pool.begin().await?;
+        lock_org(&mut tx, org).await?;
         let before: Option<String> =
             sqlx::query_scalar("SELECT object_key FROM videdit.org_images WHERE org_id = $1 AND kind = $2 FOR UPDATE")
                 .bind(org)
@@ -300,10 +305,8 @@ pub async fn put(
             Ok(image)
         }
         Err(e) => {
-            // Unless the same picture was already set (then the key is in use).
-            if find(pool, org, kind).await.ok().flatten().is_none_or(|i| i.object_key != key.as_str()) {
-                remove_object(storage, key.as_str()).await;
-            }
+            // No row names the new object: it is this call's alone.
+            remove_object(storage, key.as_str()).await;
             Err(e)
         }
     }
@@ -312,9 +315,16 @@ pub async fn put(
 async fn remove_object(storage: &dyn Storage, key: &str) {
     let Ok(key) = ObjectKey::parse(key.to_owned()) else { return };
     if let Err(e) = storage.delete(&key).await {
-        // Left behind, it costs a few bytes; it is gone with the organisation's prefix.
-        tracing::warn!(error = %e, "a replaced picture could not be deleted");
+        // No row names it any more: left behind, it costs its bytes and nothing else.
+        tracing::warn!(error = %e, "a picture no longer in use could not be deleted");
     }
+}
+
+/// Serialises the changes of one organisation's pictures (a first picture
+/// has no row of its own to lock).
+async fn lock_org(tx: &mut sqlx::PgConnection, org: OrgId) -> Result<()> {
+    sqlx::query("SELECT 1 FROM videdit.organizations WHERE id = $1 FOR UPDATE").bind(org).execute(tx).await?;
+    Ok(())
 }
 
 /// Removes the organisation's picture of this kind.
@@ -322,12 +332,15 @@ async fn remove_object(storage: &dyn Storage, key: &str) {
 /// # Errors
 /// 404 `image_not_found`; database failures.
 pub async fn delete(pool: &PgPool, storage: &dyn Storage, org: OrgId, kind: ImageKind) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    lock_org(&mut tx, org).await?;
     let key: Option<String> =
         sqlx::query_scalar("DELETE FROM videdit.org_images WHERE org_id = $1 AND kind = $2 RETURNING object_key")
             .bind(org)
             .bind(kind.as_str())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
+    tx.commit().await?;
     let key = key
         .ok_or_else(|| Error::new(ErrorCode::ImageNotFound, format!("the organisation has no {}", kind.key_name())))?;
     remove_object(storage, &key).await;
@@ -361,6 +374,7 @@ pub async fn download(
             .map_err(|e| Error::new(ErrorCode::Internal, format!("writing the {}: {e}", kind.key_name())))?;
         return Ok(Some(path));
     }
+    tracing::warn!(%org, "the picture's object was missing twice; rendering without it");
     Ok(None)
 }
 

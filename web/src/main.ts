@@ -900,6 +900,8 @@ async function brandPage(): Promise<void> {
       await brandPage();
     } catch (e) {
       flash(e);
+    } finally {
+      input.value = ""; // choosing the same file again tries again
     }
   });
   const remove = async () => {

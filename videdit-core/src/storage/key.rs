@@ -108,8 +108,8 @@ impl ObjectKey {
     }
 
     /// A picture of an organisation (`name` is a kind such as
-    /// `audiogram-background`, `sha256` the picture's hex digest, `ext`
-    /// `png` or `jpg`): a replaced picture gets a new key.
+    /// `audiogram-background`, `sha256` the picture's hex digest with
+    /// whatever makes the key unique, `ext` `png` or `jpg`).
     ///
     /// # Errors
     /// [`InvalidKey`] when a part is not a plain name.

@@ -30,7 +30,7 @@ use videdit_media::analyze::AudioFeatures;
 use videdit_media::pipeline;
 use videdit_media::probe::MediaLimits;
 use videdit_media::process::Ffmpeg;
-use videdit_media::render::{RenderOptions, RenderOutputs, check_picture, render};
+use videdit_media::render::{RenderError, RenderOptions, RenderOutputs, check_picture, render};
 use videdit_media::transcribe::{TranscribeOptions, Transcriber};
 use videdit_queue::{JobContext, JobError, Outcome};
 use videdit_service::failures::{self, Failing};
@@ -349,7 +349,10 @@ pub async fn render_short(
     let stored_source = std::mem::replace(&mut recipe.source, source_input(storage.as_ref(), &video).await?);
     let work = tempfile::tempdir_in(ensure_dir(&deps.work_dir).await?).map_err(retryable)?;
     let outputs = RenderOutputs::in_dir(work.path(), "short");
-    let options = render_options(&ctx, storage.as_ref(), &deps, &video, work.path()).await?;
+    let options = match render_options(&ctx, storage.as_ref(), &deps, &video, &recipe.source, work.path()).await {
+        Ok(o) => o,
+        Err(e) => return Err(fail_short(&ctx, &video, short_id, e.map_message(|m| scrub(m, &recipe.source))).await),
+    };
     let cancel = ctx.cancellation_token();
     let rendered = with_progress(&ctx, "render", async |tx: watch::Sender<f64>| {
         render(
@@ -394,25 +397,36 @@ pub async fn render_short(
     }
 }
 
-/// The worker's render options with the organisation's audiogram
-/// background, when it set one that decodes (one that does not is logged
-/// and left out: the audiogram falls back to the cover art or a colour).
+/// The worker's render options, with the organisation's audiogram
+/// background when it set one and the source has no pictures (an audio-only
+/// source becomes an audiogram). A picture that does not decode is logged
+/// and left out: the audiogram falls back to the cover art or a colour.
 async fn render_options<'d>(
     ctx: &JobContext,
     storage: &dyn Storage,
     deps: &'d MediaDeps,
     video: &Video,
+    source: &str,
     dir: &std::path::Path,
-) -> Result<Cow<'d, RenderOptions>, JobError> {
+) -> Result<Cow<'d, RenderOptions>, Error> {
     let kind = images::ImageKind::AudiogramBackground;
+    if images::find(ctx.pool(), video.org_id, kind).await?.is_none() {
+        return Ok(Cow::Borrowed(&deps.render));
+    }
+    if pipeline::probe_source(&deps.ffmpeg, source, &deps.limits).await?.display_size().is_some() {
+        return Ok(Cow::Borrowed(&deps.render));
+    }
     let Some(path) = images::download(ctx.pool(), storage, video.org_id, kind, dir).await? else {
         return Ok(Cow::Borrowed(&deps.render));
     };
-    if let Err(e) = check_picture(&deps.ffmpeg, &path).await {
-        tracing::warn!(org = %video.org_id, error = %e, "the audiogram background does not decode; rendering without it");
-        return Ok(Cow::Borrowed(&deps.render));
+    match check_picture(&deps.ffmpeg, &path).await {
+        Ok(()) => Ok(Cow::Owned(RenderOptions { audiogram_background: Some(path), ..deps.render.clone() })),
+        Err(RenderError::Media(videdit_media::Error::InvalidMedia(why))) => {
+            tracing::warn!(org = %video.org_id, %why, "the audiogram background does not decode; rendering without it");
+            Ok(Cow::Borrowed(&deps.render))
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(Cow::Owned(RenderOptions { audiogram_background: Some(path), ..deps.render.clone() }))
 }
 
 async fn fail_short(ctx: &JobContext, video: &Video, short: ShortId, e: Error) -> JobError {

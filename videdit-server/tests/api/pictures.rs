@@ -87,10 +87,14 @@ async fn an_admin_sets_replaces_and_removes_the_audiogram_background(pool: PgPoo
     assert_ne!(first, second);
     assert!(app.storage.head(&first).await.unwrap().is_none(), "the replaced picture is deleted");
     assert!(app.storage.head(&second).await.unwrap().is_some());
-    // The same picture again changes nothing and keeps its object.
-    assert_eq!(put(&app, &admin, "image/jpeg", jpeg.clone()).await.0, 200);
-    assert_eq!(stored_key(&pool).await, second);
-    assert!(app.storage.head(&second).await.unwrap().is_some());
+    // The same picture again is a new object too (no two rows ever share one).
+    let (_, again) = put(&app, &admin, "image/jpeg", jpeg.clone()).await;
+    assert_eq!(again["sha256"], sha(&jpeg));
+    let third = stored_key(&pool).await;
+    assert_ne!(third, second);
+    assert!(app.storage.head(&second).await.unwrap().is_none());
+    assert!(app.storage.head(&third).await.unwrap().is_some());
+    let second = third;
 
     // Removed: a 204, then not found, and the object is gone.
     let r = app.client.delete(app.url(PATH)).bearer_auth(&admin).send().await.unwrap();
@@ -98,6 +102,47 @@ async fn an_admin_sets_replaces_and_removes_the_audiogram_background(pool: PgPoo
     assert_error(&app.call("GET", PATH, Some(&admin), None).await, 404, "image_not_found");
     assert_error(&app.call("DELETE", PATH, Some(&admin), None).await, 404, "image_not_found");
     assert!(app.storage.head(&second).await.unwrap().is_none());
+}
+
+/// Changes racing each other leave one picture whose object exists, and no
+/// object that no row names.
+#[sqlx::test(migrations = false)]
+async fn racing_changes_leave_one_picture_and_its_object(pool: PgPool) {
+    let app = spawn_app(pool.clone(), Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = token("user_brand", Some(("org_brand", "org:admin")));
+    let a = picture(dir.path(), "a.png", "color=c=red:s=64x64").await;
+    let b = picture(dir.path(), "b.png", "color=c=blue:s=64x64").await;
+    for round in 0..4 {
+        let (x, y, z) =
+            tokio::join!(put(&app, &admin, "image/png", a.clone()), put(&app, &admin, "image/png", b.clone()), async {
+                if round % 2 == 1 { app.call("DELETE", PATH, Some(&admin), None).await } else { (204, Value::Null) }
+            },);
+        assert_eq!((x.0, y.0), (200, 200));
+        assert!([204, 404].contains(&z.0), "{z:?}");
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT object_key FROM videdit.org_images").fetch_all(&pool).await.unwrap();
+        let stored: Vec<std::path::PathBuf> = walk(&app.storage_dir().join("objects"));
+        let pictures: Vec<&std::path::PathBuf> =
+            stored.iter().filter(|p| p.to_string_lossy().contains("audiogram-background")).collect();
+        match keys.as_slice() {
+            [key] => {
+                assert!(app.storage.head(&ObjectKey::parse(key.clone()).unwrap()).await.unwrap().is_some());
+                assert_eq!(pictures.len(), 1, "round {round}: one object, the row's: {pictures:?}");
+            }
+            [] => assert!(pictures.is_empty(), "round {round}: no row, no object: {pictures:?}"),
+            more => panic!("one row per organisation and kind: {more:?}"),
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }
 
 #[sqlx::test(migrations = false)]
