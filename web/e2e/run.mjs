@@ -69,12 +69,17 @@ try {
   await shortVideo.waitFor();
   const playing = await shortVideo.evaluate(async (v) => {
     v.muted = true;
-    await v.play();
-    // Up to 15 s to get going (a loaded machine starts slowly), no fixed wait.
-    for (let i = 0; i < 150 && !(v.currentTime > 0.2); i++) await new Promise((r) => setTimeout(r, 100));
-    return !v.paused && v.currentTime > 0.2;
+    // Up to 30 s to get going (a loaded machine starts slowly), no fixed
+    // wait; a play() refused while the first bytes load is asked again.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (v.paused) await v.play().catch(() => undefined);
+      if (!v.paused && v.currentTime > 0.2) return { ok: true };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { ok: false, paused: v.paused, currentTime: v.currentTime, readyState: v.readyState, networkState: v.networkState, error: v.error?.code ?? null };
   });
-  if (!playing) throw new Error("the short does not play");
+  if (!playing.ok) throw new Error(`the short does not play: ${JSON.stringify(playing)}`);
   const firstWord = (await page.locator(".transcript .word").nth(5).textContent()).replace(/[^\p{L}\p{N}']/gu, "");
   await page.getByLabel("Search the transcript").fill(firstWord);
   if ((await page.locator(".word.hit").count()) === 0) throw new Error(`searching ${firstWord} found nothing`);
