@@ -347,9 +347,10 @@ pub async fn delete(pool: &PgPool, storage: &dyn Storage, org: OrgId, kind: Imag
     Ok(())
 }
 
-/// Copies the organisation's picture of this kind into `dir` for a render,
-/// or `None` when it has none. A picture replaced between reading its row
-/// and reading its object is read again once.
+/// Copies `image`, the organisation's picture of this kind as [`find`]
+/// read it, into `dir` for a render (`None`: it was removed meanwhile). A
+/// picture replaced between reading its row and reading its object is
+/// looked up again once.
 ///
 /// # Errors
 /// Storage and database failures.
@@ -358,16 +359,23 @@ pub async fn download(
     storage: &dyn Storage,
     org: OrgId,
     kind: ImageKind,
+    image: OrgImage,
     dir: &Path,
 ) -> Result<Option<PathBuf>> {
+    let mut image = Some(image);
     for _ in 0..2 {
-        let Some(image) = find(pool, org, kind).await? else { return Ok(None) };
+        let Some(image) = (match image.take() {
+            Some(read) => Some(read),
+            None => find(pool, org, kind).await?,
+        }) else {
+            return Ok(None);
+        };
         let bytes = match read_all(storage, &stored_key(&image)?).await {
             Ok(b) => b,
             Err(e) if e.code() == ErrorCode::ObjectNotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        let ext = if image.content_type == "image/png" { "png" } else { "jpg" };
+        let ext = ImageFormat::from_content_type(&image.content_type).unwrap_or(ImageFormat::Jpeg).extension();
         let path = dir.join(format!("{}.{ext}", kind.key_name()));
         tokio::fs::write(&path, bytes)
             .await

@@ -410,13 +410,13 @@ async fn render_options<'d>(
     dir: &std::path::Path,
 ) -> Result<Cow<'d, RenderOptions>, Error> {
     let kind = images::ImageKind::AudiogramBackground;
-    if images::find(ctx.pool(), video.org_id, kind).await?.is_none() {
+    let Some(image) = images::find(ctx.pool(), video.org_id, kind).await? else {
         return Ok(Cow::Borrowed(&deps.render));
-    }
+    };
     if pipeline::probe_source(&deps.ffmpeg, source, &deps.limits).await?.display_size().is_some() {
         return Ok(Cow::Borrowed(&deps.render));
     }
-    let Some(path) = images::download(ctx.pool(), storage, video.org_id, kind, dir).await? else {
+    let Some(path) = images::download(ctx.pool(), storage, video.org_id, kind, image, dir).await? else {
         return Ok(Cow::Borrowed(&deps.render));
     };
     match check_picture(&deps.ffmpeg, &path).await {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use sqlx::PgPool;
 use videdit_core::storage::ObjectKey;
-use videdit_media::process::{Ffmpeg, Run, file_arg};
+use videdit_media::testing::generate;
 
 use crate::support::{Options, StorageKind, TestApp, assert_error, spawn_app, token};
 
@@ -14,11 +14,7 @@ const PATH: &str = "/organization/audiogram-background";
 
 /// A one-frame picture made by ffmpeg from a lavfi source.
 pub async fn picture(dir: &std::path::Path, name: &str, source: &str) -> Vec<u8> {
-    let out = dir.join(name);
-    let args = ["-f", "lavfi", "-i", source, "-frames:v", "1", "-y"].map(String::from).into_iter();
-    let run = Run { args: args.chain([file_arg(&out)]).collect(), media_seconds: 1.0, on_progress: None, cancel: None };
-    Ffmpeg::default().run(run).await.unwrap();
-    std::fs::read(out).unwrap()
+    std::fs::read(generate(dir, name, &["-f", "lavfi", "-i", source, "-frames:v", "1"], 1.0).await).unwrap()
 }
 
 /// A small red PNG, made once.
